@@ -26,9 +26,14 @@ type ClientConn struct {
 	AutoReady bool
 
 	newSubConns atomic.Int64
-	work        chan func()
 	stop        chan struct{}
 	stopOnce    sync.Once
+
+	// The callback queue is unbounded: a policy may call Connect while it
+	// holds a lock that an earlier callback in the queue waits for.
+	workMu  sync.Mutex
+	work    []func()
+	pending chan struct{} // one token while work is not empty
 
 	mu       sync.Mutex
 	state    balancer.State
@@ -39,7 +44,7 @@ type ClientConn struct {
 
 // New returns a ClientConn whose callbacks run on a goroutine until Close.
 func New() *ClientConn {
-	cc := &ClientConn{work: make(chan func(), 1024), stop: make(chan struct{}), changed: make(chan struct{})}
+	cc := &ClientConn{stop: make(chan struct{}), pending: make(chan struct{}, 1), changed: make(chan struct{})}
 	go cc.serve()
 	return cc
 }
@@ -47,10 +52,16 @@ func New() *ClientConn {
 func (cc *ClientConn) serve() {
 	for {
 		select {
-		case f := <-cc.work:
-			f()
+		case <-cc.pending:
 		case <-cc.stop:
 			return
+		}
+		cc.workMu.Lock()
+		work := cc.work
+		cc.work = nil
+		cc.workMu.Unlock()
+		for _, f := range work {
+			f()
 		}
 	}
 }
@@ -59,9 +70,12 @@ func (cc *ClientConn) serve() {
 func (cc *ClientConn) Close() { cc.stopOnce.Do(func() { close(cc.stop) }) }
 
 func (cc *ClientConn) schedule(f func()) {
+	cc.workMu.Lock()
+	cc.work = append(cc.work, f)
+	cc.workMu.Unlock()
 	select {
-	case cc.work <- f:
-	case <-cc.stop:
+	case cc.pending <- struct{}{}:
+	default:
 	}
 }
 
