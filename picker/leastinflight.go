@@ -1,0 +1,76 @@
+package picker
+
+import (
+	"math/rand/v2"
+
+	"google.golang.org/grpc/balancer"
+)
+
+// Choice counts that NewLeastInflight accepts.
+const (
+	MinChoiceCount     = 2
+	MaxChoiceCount     = 10
+	DefaultChoiceCount = 2
+)
+
+// NewLeastInflight returns a picker that samples choiceCount endpoints at
+// random and picks the one with the fewest outstanding RPCs per unit of
+// weight (the "power of two choices" when choiceCount is 2). With no more
+// endpoints than choices it compares them all. Every endpoint must have an
+// Inflight counter and a Done that decrements it; eps must not be empty.
+// choiceCount is clamped to [MinChoiceCount, MaxChoiceCount].
+func NewLeastInflight(eps []Endpoint, choiceCount int) balancer.Picker {
+	return &leastInflight{eps: eps, choices: min(max(choiceCount, MinChoiceCount), MaxChoiceCount)}
+}
+
+type leastInflight struct {
+	eps     []Endpoint
+	choices int
+}
+
+func (p *leastInflight) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	var best *Endpoint
+	if n := len(p.eps); n <= p.choices {
+		// Few endpoints: compare them all, from a random start so that ties
+		// do not always go to the first.
+		start := rand.IntN(n)
+		for k := range n {
+			best = p.better(best, &p.eps[(start+k)%n])
+		}
+	} else {
+		for k := 0; k < p.choices; k += 2 {
+			// One 64-bit random number gives two distinct samples, so that
+			// the busiest endpoint never wins a pair.
+			r := rand.Uint64()
+			i := scale(uint32(r), n)
+			best = p.better(best, &p.eps[i])
+			if k+1 < p.choices {
+				j := scale(uint32(r>>32), n-1)
+				if j >= i {
+					j++
+				}
+				best = p.better(best, &p.eps[j])
+			}
+		}
+	}
+	r, err := pickEndpoint(best, info)
+	if err == nil {
+		best.Inflight.start()
+	}
+	return r, err
+}
+
+// better returns whichever of a and b has fewer RPCs in flight per unit of
+// weight; a may be nil. inflight/weight is compared by cross-multiplying.
+func (p *leastInflight) better(a, b *Endpoint) *Endpoint {
+	if a == nil {
+		return b
+	}
+	if b.Inflight.Load()*int64(a.Weight) < a.Inflight.Load()*int64(b.Weight) {
+		return b
+	}
+	return a
+}
+
+// scale maps a uniform 32-bit number onto [0, n) without a division.
+func scale(r uint32, n int) int { return int(uint64(r) * uint64(n) >> 32) }

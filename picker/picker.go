@@ -1,0 +1,64 @@
+// Package picker holds etcdlb's per-call selection algorithms: round robin,
+// weighted round robin and least-inflight, each an immutable snapshot over the
+// ready endpoints of one moment, with zone preference applied when it is built.
+//
+// A picker is built on every state change and then only read: Pick takes no
+// lock, touches no map and allocates nothing. State that must outlive a picker
+// (in-flight counters, the Done callback) belongs to the caller, usually the
+// balancer, and is passed in through Endpoint.
+package picker
+
+import (
+	"sync/atomic"
+
+	"google.golang.org/grpc/balancer"
+)
+
+// Endpoint is what a picker knows of one ready endpoint.
+type Endpoint struct {
+	// Picker is the endpoint's own picker, usually its pick_first child's.
+	Picker balancer.Picker
+	// Weight is the endpoint's share of traffic; 0 means drained.
+	Weight uint32
+	// Zone is the endpoint's failure domain, "" when unknown.
+	Zone string
+	// Inflight counts the RPCs outstanding on the endpoint. Least-inflight
+	// reads and increments it; it must be decremented by Done.
+	Inflight *Inflight
+	// Done, when set, is attached to every pick of this endpoint. It is made
+	// once per endpoint, so that a pick does not allocate a closure.
+	Done func(balancer.DoneInfo)
+}
+
+// Inflight is a counter of outstanding RPCs, padded to a cache line of its own
+// so that counters of different endpoints do not slow each other down.
+type Inflight struct {
+	n atomic.Int64
+	_ [56]byte
+}
+
+// Load returns the number of outstanding RPCs.
+func (c *Inflight) Load() int64 { return c.n.Load() }
+
+// Done marks the end of one RPC. Its method value is a ready-made
+// Endpoint.Done.
+func (c *Inflight) Done(balancer.DoneInfo) { c.n.Add(-1) }
+
+func (c *Inflight) start() { c.n.Add(1) }
+
+// pickEndpoint asks e's own picker and attaches e's Done.
+func pickEndpoint(e *Endpoint, info balancer.PickInfo) (balancer.PickResult, error) {
+	r, err := e.Picker.Pick(info)
+	if err != nil || e.Done == nil {
+		return r, err
+	}
+	if r.Done != nil {
+		// pick_first never sets Done; another child policy might. Both must
+		// run, at the price of one allocation.
+		childDone, ownDone := r.Done, e.Done
+		r.Done = func(di balancer.DoneInfo) { childDone(di); ownDone(di) }
+		return r, nil
+	}
+	r.Done = e.Done
+	return r, nil
+}
