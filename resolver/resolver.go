@@ -131,12 +131,19 @@ func (r *etcdResolver) run() {
 			failures++
 			continue
 		}
-		if r.watch(rev + 1) {
+		failed, progressed := r.watch(rev + 1)
+		switch {
+		case !failed:
+			continue // ResolveNow: re-list at once
+		case progressed:
 			failures = 0
-		} else {
+		default:
 			failures++
 		}
-		if h := r.opts.resolverHooks.WatchRestart; h != nil && r.ctx.Err() == nil {
+		if r.ctx.Err() != nil {
+			return
+		}
+		if h := r.opts.resolverHooks.WatchRestart; h != nil {
 			h(r.service)
 		}
 		if !r.sleep(r.opts.backoff(failures) / 4) {
@@ -160,6 +167,10 @@ func (r *etcdResolver) sleep(d time.Duration) bool {
 // list reads the endpoints and overrides at one revision, replaces the state
 // with them and pushes it.
 func (r *etcdResolver) list() (int64, error) {
+	select {
+	case <-r.resolveCh: // this list answers it
+	default:
+	}
 	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
 	defer cancel()
 	resp, err := r.cli.Txn(ctx).Then(
@@ -185,9 +196,10 @@ func (r *etcdResolver) list() (int64, error) {
 	return resp.Header.Revision, nil
 }
 
-// watch follows both prefixes from rev until the watch fails or Close. It
-// reports whether the watch delivered anything, to reset the backoff.
-func (r *etcdResolver) watch(rev int64) (progressed bool) {
+// watch follows both prefixes from rev until the watch fails, ResolveNow
+// asks for a re-list, or Close. It reports whether the watch failed, and
+// whether it delivered anything first, to reset the backoff.
+func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(r.ctx))
 	defer cancel()
 	svcCh := r.cli.Watch(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))
@@ -201,26 +213,26 @@ func (r *etcdResolver) watch(rev int64) (progressed bool) {
 		)
 		select {
 		case <-r.ctx.Done():
-			return progressed
+			return true, progressed
 		case wr, ok = <-svcCh:
 		case wr, ok = <-ovrCh:
 			ovr = true
 		case <-r.resolveCh:
 			wait := r.opts.resolveNowEvery - time.Since(r.lastList)
 			if wait <= 0 {
-				return progressed
+				return false, progressed
 			}
 			if resolveLater == nil {
 				resolveLater = time.After(wait)
 			}
 			continue
 		case <-resolveLater:
-			return progressed
+			return false, progressed
 		}
 		// Apply this response and every one already waiting, then push once.
 		for {
 			if !ok || r.watchFailed(wr) {
-				return progressed
+				return true, progressed
 			}
 			progressed = true
 			r.apply(wr.Events, ovr)
