@@ -236,6 +236,9 @@ func (v *Value) fill(raw *anyValue) (Reason, string) {
 		// etcd's Manager allows any metadata; keep it only when it fits.
 		_ = json.Unmarshal(raw.MgrMetadata, &v.Metadata)
 	}
+	if len(v.Metadata) == 0 {
+		v.Metadata = nil // {} and null mean the same
+	}
 	return "", ""
 }
 
