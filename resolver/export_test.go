@@ -15,3 +15,8 @@ func WithHooksForTest(f func(reason string)) Option {
 func WithSyncedHookForTest(f func()) Option {
 	return func(o *options) { o.resolverHooks.Synced = func(string, time.Time) { f() } }
 }
+
+// WithProgressIntervalForTest sets how often the watch asks for progress.
+func WithProgressIntervalForTest(d time.Duration) Option {
+	return func(o *options) { o.progressEvery = d }
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -92,6 +93,8 @@ type etcdResolver struct {
 	entries   map[string]*entry // by key
 	keys      []string          // sorted keys of entries; nil when stale
 	overrides map[string]uint32 // by id
+	known     int64             // highest revision seen
+	term      uint64            // highest raft term seen
 	pushed    []resolver.Endpoint
 	sent      bool // an update or an error reached cc
 	lastList  time.Time
@@ -181,6 +184,7 @@ func (r *etcdResolver) list() (int64, error) {
 		return 0, err
 	}
 	r.lastList = time.Now()
+	r.known, r.term = resp.Header.Revision, resp.Header.RaftTerm
 	old := r.entries
 	r.entries = make(map[string]*entry, len(old))
 	r.keys = nil
@@ -205,6 +209,11 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 	svcCh := r.cli.Watch(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))
 	ovrCh := r.cli.Watch(ctx, r.ovrPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))
 	var resolveLater <-chan time.Time
+	// A small read now and then shows a revision or a raft term that went
+	// back: etcd lost its data, and a watch on a future revision would wait
+	// for keys that never reach it. (etcd sends no progress to such a watch.)
+	progress := time.NewTicker(r.opts.progressEvery)
+	defer progress.Stop()
 	for {
 		var (
 			wr  clientv3.WatchResponse
@@ -228,6 +237,11 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 			continue
 		case <-resolveLater:
 			return false, progressed
+		case <-progress.C:
+			if r.wentBack(ctx) {
+				return true, progressed
+			}
+			continue
 		}
 		// Apply this response and every one already waiting, then push once.
 		for {
@@ -252,12 +266,35 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 	}
 }
 
+// wentBack reports whether etcd's revision or raft term is now below what
+// the resolver has seen.
+func (r *etcdResolver) wentBack(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, min(r.opts.requestTimeout, r.opts.progressEvery))
+	defer cancel()
+	resp, err := r.cli.Get(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return false // the watch reports trouble of its own
+	}
+	return r.timeTravel(resp.Header)
+}
+
+// timeTravel reports, and logs, a header older than what was seen.
+func (r *etcdResolver) timeTravel(h *etcdserverpb.ResponseHeader) bool {
+	if h.Revision >= r.known && h.RaftTerm >= r.term {
+		r.known, r.term = h.Revision, h.RaftTerm
+		return false
+	}
+	r.log.Warn("etcdlb: etcd went back in time (restored or lost its data); re-listing",
+		"revision", h.Revision, "known_revision", r.known, "raft_term", h.RaftTerm, "known_raft_term", r.term)
+	return true
+}
+
 // watchFailed reports whether wr ends the watch, logging why.
 func (r *etcdResolver) watchFailed(wr clientv3.WatchResponse) bool {
 	err := wr.Err()
 	switch {
 	case err == nil:
-		return false
+		return r.timeTravel(wr.Header)
 	case wr.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted):
 		r.log.Info("etcdlb: watch compacted, re-listing", "compact_revision", wr.CompactRevision)
 		if h := r.opts.resolverHooks.Compacted; h != nil {

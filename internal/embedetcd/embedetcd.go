@@ -37,6 +37,9 @@ type Options struct {
 	Dir string
 	// StartTimeout bounds the wait for a quorum; 30s when 0.
 	StartTimeout time.Duration
+	// Logs sends etcd's error logs to stderr; they are discarded otherwise
+	// (a stopped member logs errors that are expected here).
+	Logs bool
 }
 
 // Cluster is a running embedded etcd.
@@ -150,6 +153,9 @@ func (c *Cluster) config(m *member, initialCluster string) *embed.Config {
 	cfg.Dir = m.dir
 	cfg.LogLevel = "error"
 	cfg.LogOutputs = []string{"stderr"}
+	if !c.opts.Logs {
+		cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	}
 	scheme := "http"
 	if c.certs != nil {
 		scheme = "https"
