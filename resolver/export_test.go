@@ -20,3 +20,8 @@ func WithSyncedHookForTest(f func()) Option {
 func WithProgressIntervalForTest(d time.Duration) Option {
 	return func(o *options) { o.progressEvery = d }
 }
+
+// WithCompactedHookForTest calls f when the watch was compacted.
+func WithCompactedHookForTest(f func()) Option {
+	return func(o *options) { o.resolverHooks.Compacted = func(string) { f() } }
+}
