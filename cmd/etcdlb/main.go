@@ -41,11 +41,7 @@ type env struct {
 	getenv         func(string) string
 }
 
-var commands []*command
-
-func init() {
-	commands = []*command{demoCmd}
-}
+var commands = []*command{demoCmd, lsCmd, weightCmd, drainCmd, undrainCmd, overrideCmd, watchCmd}
 
 func main() {
 	os.Exit(run(&env{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:]))
