@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -60,6 +61,21 @@ func putEndpoints(b *testing.B, e *env, service string, n int) {
 	}
 }
 
+// resolveAll builds a resolver and waits for its state with n endpoints.
+func resolveAll(b *testing.B, bld resolver.Builder, target resolver.Target, n int) (resolver.Resolver, *benchCC) {
+	cc := newBenchCC()
+	r, err := bld.Build(target, cc, resolver.BuildOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for s := range cc.state {
+		if len(s.Endpoints) == n {
+			break
+		}
+	}
+	return r, cc
+}
+
 type builderFunc func(*clientv3.Client) resolver.Builder
 
 var resolvers = []struct {
@@ -86,16 +102,7 @@ func BenchmarkInitialResolution10k(b *testing.B) {
 		b.Run(rv.name, func(b *testing.B) {
 			bld := rv.build(e.cli)
 			for b.Loop() {
-				cc := newBenchCC()
-				r, err := bld.Build(target, cc, resolver.BuildOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for s := range cc.state {
-					if len(s.Endpoints) == n {
-						break
-					}
-				}
+				r, _ := resolveAll(b, bld, target, n)
 				r.Close()
 			}
 		})
@@ -115,16 +122,7 @@ func BenchmarkResolverMemory10k(b *testing.B) {
 			var total float64
 			for b.Loop() {
 				before := heapInUse()
-				cc := newBenchCC()
-				r, err := bld.Build(target, cc, resolver.BuildOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				for s := range cc.state {
-					if len(s.Endpoints) == n {
-						break
-					}
-				}
+				r, cc := resolveAll(b, bld, target, n)
 				total += float64(heapInUse() - before)
 				runtime.KeepAlive(cc)
 				r.Close()
@@ -153,17 +151,8 @@ func BenchmarkPutToUpdate(b *testing.B) {
 		target := resolver.Target{URL: *mustURL("etcd:///" + svc)}
 		for _, rv := range resolvers {
 			b.Run(fmt.Sprintf("%s/endpoints=%d", rv.name, n), func(b *testing.B) {
-				cc := newBenchCC()
-				r, err := rv.build(e.cli).Build(target, cc, resolver.BuildOptions{})
-				if err != nil {
-					b.Fatal(err)
-				}
+				r, cc := resolveAll(b, rv.build(e.cli), target, n)
 				defer r.Close()
-				for s := range cc.state {
-					if len(s.Endpoints) == n {
-						break
-					}
-				}
 				key, addr := svc+"/10.0.0.1:8080", "10.0.0.1:8080"
 				var lat []time.Duration
 				i := 0
@@ -196,17 +185,7 @@ func BenchmarkPutToUpdate(b *testing.B) {
 
 func hasWeight(s resolver.State, addr string, w uint32) bool {
 	i, ok := slices.BinarySearchFunc(s.Endpoints, addr, func(ep resolver.Endpoint, a string) int {
-		return cmpStr(endpoint.Addr(ep), a)
+		return strings.Compare(endpoint.Addr(ep), a)
 	})
 	return ok && endpoint.Get(s.Endpoints[i]).Weight == w
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
