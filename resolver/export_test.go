@@ -43,3 +43,8 @@ func DecodeSlowForTest(b []byte) (Value, error) {
 	}
 	return v, nil
 }
+
+// WithStateHookForTest reports every registration state change.
+func WithStateHookForTest(f func(state string)) Option {
+	return hooks.RegistrationOption(&hooks.Registration{State: func(_, _, s string) { f(s) }}).(Option)
+}
