@@ -1,6 +1,8 @@
 package resolver
 
 import (
+	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/etcdlb/etcdlb/internal/hooks"
@@ -24,4 +26,25 @@ func WithProgressIntervalForTest(d time.Duration) Option {
 // WithCompactedHookForTest calls f when the watch was compacted.
 func WithCompactedHookForTest(f func()) Option {
 	return func(o *options) { o.resolverHooks.Compacted = func(string) { f() } }
+}
+
+// DecodeFastForTest is the fast decoder alone.
+func DecodeFastForTest(b []byte) (Value, bool) { return decodeFast(b) }
+
+// DecodeSlowForTest is the encoding/json decoder alone (no address checks).
+func DecodeSlowForTest(b []byte) (Value, error) {
+	var raw anyValue
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return Value{}, err
+	}
+	var v Value
+	if r, d := v.fill(&raw); r != "" {
+		return Value{}, errors.New(d)
+	}
+	return v, nil
+}
+
+// WithStateHookForTest reports every registration state change.
+func WithStateHookForTest(f func(state string)) Option {
+	return hooks.RegistrationOption(&hooks.Registration{State: func(_, _, s string) { f(s) }}).(Option)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -223,3 +224,29 @@ func TestClusterMemberStopped(t *testing.T) {
 func addrKey(i int) string { return fmt.Sprintf("echo/10.0.0.%d:80", i) }
 
 func addrValue(i, w int) string { return fmt.Sprintf(`{"addr":"10.0.0.%d:80","weight":%d}`, i, w) }
+
+// TestRegistrationPartitionedPastTTL cuts a server off from etcd for longer
+// than its TTL: its key expires, and it comes back when the path does.
+func TestRegistrationPartitionedPastTTL(t *testing.T) {
+	e := newEnv(t)
+	p := startProxy(t, e.etcd.Endpoint(0))
+	states := make(chan string, 100)
+	reg := register(t, proxiedClient(t, p), etcdlbresolver.Registration{Service: "echo", Addr: "10.0.0.1:80"},
+		etcdlbresolver.WithTTL(time.Second), etcdlbresolver.WithRequestTimeout(500*time.Millisecond),
+		etcdlbresolver.WithStateHookForTest(func(s string) { states <- s }))
+	cc, _ := build(t, e.cli, "echo")
+	cc.waitEndpoints(t, "10.0.0.1:80/1/")
+	p.setCut(true)
+	cc.waitEndpoints(t, "") // expired
+	waitFor(t, "registering", func() bool { return reg.State() == etcdlbresolver.Registering })
+	p.setCut(false)
+	cc.waitEndpoints(t, "10.0.0.1:80/1/")
+	waitFor(t, "registered", func() bool { return reg.State() == etcdlbresolver.Registered })
+	var seen []string
+	for len(states) > 0 {
+		seen = append(seen, <-states)
+	}
+	if !slices.Contains(seen, "registering") || seen[len(seen)-1] != "registered" {
+		t.Errorf("states %v", seen)
+	}
+}

@@ -125,7 +125,7 @@ func (r *etcdResolver) run() {
 			r.etcdError("list", err)
 			if !r.sent {
 				// Never an empty set for a failed read; but say why RPCs wait.
-				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v", r.svcPrefix, err))
+				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v%s", r.svcPrefix, err, r.connState(err)))
 				r.sent = true
 			}
 			if !r.sleep(r.opts.backoff(failures)) {
@@ -153,6 +153,18 @@ func (r *etcdResolver) run() {
 			return
 		}
 	}
+}
+
+// connState describes the etcd connection when err is a bare timeout, which
+// says nothing about why (e.g. a refused TLS handshake).
+func (r *etcdResolver) connState(err error) string {
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return ""
+	}
+	if conn := r.cli.ActiveConnection(); conn != nil {
+		return fmt.Sprintf(" (etcd connection %s)", conn.GetState())
+	}
+	return ""
 }
 
 // sleep waits d or until Close; it reports false on Close.

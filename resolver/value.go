@@ -176,6 +176,8 @@ func decodeValue(id string, value []byte) (v Value, _ Reason, detail string) {
 	trimmed := bytes.TrimSpace(value)
 	if len(trimmed) == 0 || trimmed[0] != '{' {
 		v = Value{Addr: string(trimmed), Weight: endpoint.DefaultWeight}
+	} else if fv, ok := decodeFast(trimmed); ok {
+		v = fv
 	} else {
 		var raw anyValue
 		if err := json.Unmarshal(trimmed, &raw); err != nil {

@@ -122,3 +122,29 @@ func FuzzDecodeValue(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeFast checks that the fast decoder, whenever it accepts a value,
+// agrees with encoding/json.
+func FuzzDecodeFast(f *testing.F) {
+	for _, s := range []string{
+		`{"addr":"10.0.0.1:80","weight":10,"zone":"eu-1a","metadata":{"k":"v"}}`,
+		` { "addr" : "10.0.0.1:80" , "weight" : 0 } `, `{"addr":"a:1","metadata":{}}`,
+		`{"addr":"a:1","weight":01}`, `{"addr":"a:1","weight":1000001}`, `{"addr":"a:1","weight":1.0}`,
+		`{"addr":"a:1","addr":"b:2"}`, `{"addr":"a:1","metadata":{"k":"v","k":"w"}}`, `{"addr":"a\u0031:1"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		fast, ok := etcdlbresolver.DecodeFastForTest(value)
+		if !ok {
+			return
+		}
+		slow, err := etcdlbresolver.DecodeSlowForTest(value)
+		if err != nil {
+			t.Fatalf("fast accepted %q, encoding/json: %v", value, err)
+		}
+		if diff := cmp.Diff(slow, fast); diff != "" {
+			t.Fatalf("%q (-encoding/json +fast):\n%s", value, diff)
+		}
+	})
+}
