@@ -30,11 +30,11 @@ type Endpoint struct {
 	Done func(balancer.DoneInfo)
 }
 
-// Inflight is a counter of outstanding RPCs, padded to a cache line of its own
-// so that counters of different endpoints do not slow each other down.
+// Inflight is a counter of outstanding RPCs. Its owner should keep the
+// counters of different endpoints on separate cache lines, so that cores
+// picking different endpoints do not slow each other down.
 type Inflight struct {
 	n atomic.Int64
-	_ [56]byte
 }
 
 // Load returns the number of outstanding RPCs.
