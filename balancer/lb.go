@@ -300,7 +300,7 @@ func (s *endpointSource) Endpoints(report func(metrics.EndpointState)) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, c := range b.order {
-		e := metrics.EndpointState{Addr: c.addr, Zone: c.attrs.Zone, Picks: c.picks.Load(), Spilled: b.spilled}
+		e := metrics.EndpointState{Addr: c.addr, Zone: c.attrs.Zone, Weight: c.attrs.Weight, Picks: c.picks.Load(), Spilled: b.spilled}
 		switch c.state.ConnectivityState {
 		case connectivity.Ready:
 			e.State = "ready"

@@ -237,6 +237,8 @@ type EndpointState struct {
 	Addr, Zone string
 	// State is one of "ready", "connecting", "failing", "drained".
 	State string
+	// Weight is the endpoint's weight as the policy sees it.
+	Weight uint32
 	// Picks is the number of calls picked on the endpoint so far.
 	Picks uint64
 	// Inflight is the calls in flight, when the policy counts them.
@@ -261,7 +263,7 @@ type source struct {
 // sums series with the same labels (two ClientConns of one service).
 type balancerCollector struct {
 	endpointLabels                      bool
-	picks, inflight, endpoints, spilled *prometheus.Desc
+	picks, inflight, weight, endpoints, spilled *prometheus.Desc
 
 	mu      sync.Mutex
 	sources map[*source]struct{}
@@ -276,6 +278,7 @@ func newBalancerCollector(endpointLabels bool) *balancerCollector {
 		endpointLabels: endpointLabels,
 		picks:          prometheus.NewDesc("etcdlb_balancer_picks_total", "Calls picked, per endpoint (or zone).", epLabels, nil),
 		inflight:       prometheus.NewDesc("etcdlb_balancer_inflight_calls", "Calls in flight, per endpoint (or zone); least-inflight only.", epLabels, nil),
+		weight:         prometheus.NewDesc("etcdlb_balancer_endpoint_weight", "Weight of each endpoint as the policy sees it; only with endpoint labels.", epLabels, nil),
 		endpoints: prometheus.NewDesc("etcdlb_balancer_endpoints", "Endpoints by state and zone.",
 			[]string{"policy", "service", "zone", "state"}, nil),
 		spilled: prometheus.NewDesc("etcdlb_balancer_zone_spilled", "1 while picks leave the local zone.",
@@ -299,6 +302,7 @@ func (c *balancerCollector) remove(s *source) {
 func (c *balancerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.picks
 	ch <- c.inflight
+	ch <- c.weight
 	ch <- c.endpoints
 	ch <- c.spilled
 }
@@ -325,7 +329,11 @@ func (c *balancerCollector) Collect(ch chan<- prometheus.Metric) {
 	add := func(d *prometheus.Desc, kind prometheus.ValueType, v float64, labels ...string) {
 		k := series{d, joinLabels(labels)}
 		if s, ok := sums[k]; ok {
-			s.v += v
+			if d == c.weight {
+				s.v = max(s.v, v) // ClientConns of one service see the same weight
+			} else {
+				s.v += v
+			}
 			return
 		}
 		sums[k] = &value{kind, v, labels}
@@ -339,6 +347,9 @@ func (c *balancerCollector) Collect(ch chan<- prometheus.Metric) {
 				labels = append(labels, label(e.Addr))
 			}
 			add(c.picks, prometheus.CounterValue, float64(e.Picks), labels...)
+			if c.endpointLabels {
+				add(c.weight, prometheus.GaugeValue, float64(e.Weight), labels...)
+			}
 			if e.HasInflight {
 				add(c.inflight, prometheus.GaugeValue, float64(e.Inflight), labels...)
 			}
