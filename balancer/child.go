@@ -1,0 +1,108 @@
+package balancer
+
+import (
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
+
+	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/picker"
+)
+
+// child is one endpoint: its pick_first balancer, and the state that must
+// outlive any one picker.
+type child struct {
+	// The parent's ClientConn, embedded so that pick_first creates its
+	// SubConns there; UpdateState is intercepted.
+	balancer.ClientConn
+
+	// Immutable.
+	parent *lb
+	addr   string // for error messages: the endpoint's addresses
+	// done ends an RPC picked on this endpoint. Made once, so a pick does
+	// not allocate; nil when the policy keeps no per-RPC state.
+	done func(balancer.DoneInfo)
+
+	// Accessed atomically. In-flight RPCs, counted by least-inflight
+	// pickers; it outlives them, so an RPC that ends after a rebuild
+	// decrements the counter it incremented.
+	inflight picker.Inflight
+
+	// Guarded by parent.mu.
+	attrs   endpoint.Attrs
+	state   balancer.State
+	removed bool
+
+	// lbMu serializes calls into pick_first, which top-down calls and
+	// exitIdle goroutines would otherwise make concurrently.
+	lbMu   sync.Mutex
+	lb     balancer.Balancer
+	closed bool
+}
+
+func (b *lb) newChild(ep resolver.Endpoint) *child {
+	addrs := make([]string, len(ep.Addresses))
+	for i, a := range ep.Addresses {
+		addrs[i] = a.Addr
+	}
+	c := &child{
+		ClientConn: b.cc,
+		parent:     b,
+		addr:       strings.Join(addrs, ","),
+		state:      balancer.State{ConnectivityState: connectivity.Connecting},
+	}
+	if b.policy.leastInflight {
+		c.done = c.inflight.Done
+	}
+	c.lb = balancer.Get(pickfirst.Name).Build(c, b.opts)
+	return c
+}
+
+// UpdateState receives the pick_first child's state.
+func (c *child) UpdateState(s balancer.State) {
+	b := c.parent
+	b.mu.Lock()
+	if !c.removed {
+		c.state = s
+		b.requestRebuildLocked()
+	}
+	b.mu.Unlock()
+	if s.ConnectivityState == connectivity.Idle {
+		// Reconnect at once, as grpc-go's round_robin does: only ready
+		// children are picked, so nothing else would wake this one.
+		go c.exitIdle()
+	}
+}
+
+func (c *child) updateClientConnState(s balancer.ClientConnState) error {
+	c.lbMu.Lock()
+	defer c.lbMu.Unlock()
+	return c.lb.UpdateClientConnState(s)
+}
+
+func (c *child) resolverError(err error) {
+	c.lbMu.Lock()
+	defer c.lbMu.Unlock()
+	c.lb.ResolverError(err)
+}
+
+func (c *child) exitIdle() {
+	c.lbMu.Lock()
+	defer c.lbMu.Unlock()
+	if !c.closed {
+		c.lb.ExitIdle()
+	}
+}
+
+func (c *child) close() {
+	c.lbMu.Lock()
+	defer c.lbMu.Unlock()
+	if !c.closed {
+		c.closed = true
+		c.lb.Close()
+	}
+}

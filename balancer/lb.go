@@ -1,0 +1,274 @@
+package balancer
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/balancer/base"
+	"google.golang.org/grpc/balancer/pickfirst"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
+
+	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/picker"
+)
+
+// lb is one policy instance of one ClientConn: a pick_first child per
+// endpoint, and a picker over the ready ones.
+//
+// Locking: mu is never held while calling into a child balancer, because a
+// child may call back UpdateState synchronously, which takes mu.
+type lb struct {
+	// Immutable.
+	cc     balancer.ClientConn
+	opts   balancer.BuildOptions
+	policy *policy
+
+	// Guarded by mu.
+	mu          sync.Mutex
+	cfg         *Config
+	children    *resolver.EndpointMap[*child]
+	order       []*child // the children in the resolver's order
+	resolverErr error    // the last resolver error, until the next good update
+	// While a top-down call (an update from the resolver, ExitIdle) walks the
+	// children, their state changes only mark the picker dirty; it is
+	// rebuilt once at the end.
+	inTopDown  bool
+	dirty      bool
+	rebuilding bool // a goroutine is rebuilding the picker
+	closed     bool
+}
+
+func newBalancer(cc balancer.ClientConn, opts balancer.BuildOptions, p *policy) *lb {
+	return &lb{
+		cc:       cc,
+		opts:     opts,
+		policy:   p,
+		cfg:      defaultConfig(p),
+		children: resolver.NewEndpointMap[*child](),
+	}
+}
+
+func (b *lb) UpdateClientConnState(ccs balancer.ClientConnState) error {
+	cfg, ok := ccs.BalancerConfig.(*Config)
+	if ccs.BalancerConfig != nil && !ok {
+		return fmt.Errorf("%s: config of type %T, want *balancer.Config: %w", b.policy.name, ccs.BalancerConfig, balancer.ErrBadResolverState)
+	}
+	if cfg == nil {
+		cfg = defaultConfig(b.policy)
+	}
+
+	b.mu.Lock()
+	b.inTopDown = true
+	old := b.children
+	b.mu.Unlock()
+
+	// Health listening lets client-side health checks and outlier detection
+	// reach the pick_first children.
+	childResolverState := pickfirst.EnableHealthListener(resolver.State{Attributes: ccs.ResolverState.Attributes})
+	children := resolver.NewEndpointMap[*child]()
+	order := make([]*child, 0, len(ccs.ResolverState.Endpoints))
+	attrs := make([]endpoint.Attrs, 0, len(ccs.ResolverState.Endpoints))
+	var firstErr error
+	for _, ep := range ccs.ResolverState.Endpoints {
+		if len(ep.Addresses) == 0 {
+			continue
+		}
+		if _, dup := children.Get(ep); dup {
+			continue
+		}
+		c, ok := old.Get(ep)
+		if !ok {
+			c = b.newChild(ep)
+		}
+		children.Set(ep, c)
+		order = append(order, c)
+		attrs = append(attrs, endpoint.Get(ep))
+		s := childResolverState
+		s.Endpoints = []resolver.Endpoint{ep}
+		if err := c.updateClientConnState(balancer.ClientConnState{ResolverState: s}); err != nil && firstErr == nil {
+			firstErr = err
+		}
+	}
+
+	var removed []*child
+	for ep, c := range old.All() {
+		if _, ok := children.Get(ep); !ok {
+			removed = append(removed, c)
+		}
+	}
+
+	b.mu.Lock()
+	b.cfg = cfg
+	b.resolverErr = nil
+	b.children = children
+	b.order = order
+	for i, c := range order {
+		c.attrs = attrs[i]
+	}
+	for _, c := range removed {
+		c.removed = true
+	}
+	b.inTopDown = false
+	b.rebuildLocked()
+	b.mu.Unlock()
+
+	// Closed once the new picker no longer points at them.
+	for _, c := range removed {
+		c.close()
+	}
+
+	if len(order) == 0 {
+		return balancer.ErrBadResolverState
+	}
+	return firstErr
+}
+
+func (b *lb) ResolverError(err error) {
+	b.mu.Lock()
+	b.resolverErr = err
+	b.inTopDown = true
+	children := b.order
+	b.mu.Unlock()
+
+	for _, c := range children {
+		c.resolverError(err)
+	}
+
+	b.mu.Lock()
+	b.inTopDown = false
+	b.rebuildLocked()
+	b.mu.Unlock()
+}
+
+// UpdateSubConnState is unused: the pick_first children register a
+// StateListener for each SubConn.
+func (b *lb) UpdateSubConnState(balancer.SubConn, balancer.SubConnState) {}
+
+func (b *lb) ExitIdle() {
+	b.mu.Lock()
+	children := b.order
+	b.mu.Unlock()
+	for _, c := range children {
+		c.exitIdle()
+	}
+}
+
+func (b *lb) Close() {
+	b.mu.Lock()
+	b.closed = true
+	children := b.order
+	b.order = nil
+	b.children = resolver.NewEndpointMap[*child]()
+	b.mu.Unlock()
+	for _, c := range children {
+		c.close()
+	}
+}
+
+// requestRebuildLocked rebuilds the picker after a child's state changed.
+// The rebuild runs on a goroutine of its own, one at a time, and changes that
+// arrive meanwhile are folded into its next round: a burst of N children
+// becoming ready costs a few O(N) rebuilds, not N of them. grpc-go's
+// endpointsharding rebuilds on every child update, which is quadratic.
+func (b *lb) requestRebuildLocked() {
+	b.dirty = true
+	if b.inTopDown || b.rebuilding || b.closed {
+		return
+	}
+	b.rebuilding = true
+	go func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for b.dirty && !b.inTopDown && !b.closed {
+			b.rebuildLocked()
+		}
+		b.rebuilding = false
+	}()
+}
+
+// rebuildLocked builds a picker over the children's current states and
+// pushes it to the ClientConn.
+func (b *lb) rebuildLocked() {
+	b.dirty = false
+	if b.closed {
+		return
+	}
+	var ready []picker.Endpoint
+	var pending int
+	var failing []*child
+	for _, c := range b.order {
+		switch c.state.ConnectivityState {
+		case connectivity.Ready:
+			ready = append(ready, picker.Endpoint{
+				Picker:   c.state.Picker,
+				Weight:   c.attrs.Weight,
+				Zone:     c.attrs.Zone,
+				Inflight: &c.inflight,
+				Done:     c.done,
+			})
+		case connectivity.TransientFailure:
+			failing = append(failing, c)
+		default: // Idle and Connecting: on their way to READY.
+			pending++
+		}
+	}
+	switch {
+	case len(ready) > 0:
+		sel := picker.Select(ready, b.cfg.LocalZone, b.cfg.LocalZoneMinReady)
+		b.cc.UpdateState(balancer.State{
+			ConnectivityState: connectivity.Ready,
+			Picker:            b.policy.newPicker(sel.Endpoints, b.cfg),
+		})
+	case pending > 0:
+		// Picks wait for a child to become ready.
+		b.cc.UpdateState(balancer.State{
+			ConnectivityState: connectivity.Connecting,
+			Picker:            base.NewErrPicker(balancer.ErrNoSubConnAvailable),
+		})
+	default:
+		b.cc.UpdateState(balancer.State{
+			ConnectivityState: connectivity.TransientFailure,
+			Picker:            base.NewErrPicker(b.unavailableLocked(failing)),
+		})
+	}
+}
+
+// maxReportedFailures bounds the length of the error a failing pick returns.
+const maxReportedFailures = 5
+
+// unavailableLocked says why no endpoint can take a call: which endpoints
+// failed and why, or what the resolver said.
+func (b *lb) unavailableLocked(failing []*child) error {
+	var msg strings.Builder
+	fmt.Fprintf(&msg, "%s: ", b.policy.name)
+	if len(failing) == 0 {
+		msg.WriteString("no endpoints")
+		if b.resolverErr != nil {
+			fmt.Fprintf(&msg, "; resolver error: %v", b.resolverErr)
+		}
+		return status.Error(codes.Unavailable, msg.String())
+	}
+	fmt.Fprintf(&msg, "all %d endpoints failing", len(failing))
+	for i, c := range failing {
+		if i == maxReportedFailures {
+			fmt.Fprintf(&msg, "; and %d more", len(failing)-i)
+			break
+		}
+		// A failing pick_first picker returns its connection error.
+		_, err := c.state.Picker.Pick(balancer.PickInfo{})
+		if s, ok := status.FromError(err); ok {
+			err = errors.New(s.Message())
+		}
+		fmt.Fprintf(&msg, "; %s: %v", c.addr, err)
+	}
+	if b.resolverErr != nil {
+		fmt.Fprintf(&msg, "; resolver error: %v", b.resolverErr)
+	}
+	return status.Error(codes.Unavailable, msg.String())
+}
