@@ -64,7 +64,8 @@ func BenchmarkPick(b *testing.B) {
 						b.RunParallel(func(pb *testing.PB) {
 							for pb.Next() {
 								if _, err := pickDone(p, dones); err != nil {
-									failed.Store(&err)
+									e := err // escapes to the heap only on failure
+									failed.Store(&e)
 									return
 								}
 							}
