@@ -180,7 +180,9 @@ func (h *harness) close() {
 	h.mu.Lock()
 	if !h.closed {
 		h.closed = true
-		h.bal.Close()
+		if h.bal != nil {
+			h.bal.Close()
+		}
 	}
 	h.mu.Unlock()
 	h.ClientConn.Close()
