@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	v3orcapb "github.com/cncf/xds/go/xds/data/orca/v3"
 	"google.golang.org/grpc/balancer"
@@ -75,12 +76,12 @@ func resolverState(n int) resolver.State {
 	return s
 }
 
-// doneInfos are the DoneInfos that end an RPC on each endpoint. They carry
-// an ORCA load report whose qps/utilization is proportional to the
-// endpoint's weight, so that weighted_round_robin, which learns its weights
-// from these reports, converges to the same weights as etcdlb_weighted.
-func doneInfos(n int) []balancer.DoneInfo {
-	d := make([]balancer.DoneInfo, n)
+// doneInfos are the DoneInfos that end an RPC on an endpoint, one for each
+// weight: endpoint i's is doneInfos[i%4]. They carry an ORCA load report
+// whose qps/utilization is proportional to the weight, so that
+// weighted_round_robin, which learns its weights from these reports,
+// converges to the same weights as etcdlb_weighted.
+var doneInfos = func() (d [4]balancer.DoneInfo) {
 	for i := range d {
 		d[i].ServerLoad = &v3orcapb.OrcaLoadReport{
 			CpuUtilization: 0.5,
@@ -88,7 +89,7 @@ func doneInfos(n int) []balancer.DoneInfo {
 		}
 	}
 	return d
-}
+}()
 
 // harness is a fake ClientConn around one policy instance. It extends
 // fakecc.ClientConn with what the benchmarks need:
@@ -106,7 +107,11 @@ type harness struct {
 	n     int
 	index map[string]int // address → endpoint index
 	state resolver.State
-	dones []balancer.DoneInfo
+	// subConns holds the SubConns, subConns[i] for endpoint i, in one
+	// array, so that a pick's endpoint index is found from the SubConn's
+	// address without reading the SubConn: the harness must not add cache
+	// misses that grow with N to the measured Pick+Done.
+	subConns []subConn
 
 	mu     sync.Mutex // serializes calls into bal
 	bal    balancer.Balancer
@@ -130,7 +135,7 @@ func newHarness(pc policyCase, n int) *harness {
 		n:          n,
 		index:      make(map[string]int, n),
 		state:      resolverState(n),
-		dones:      doneInfos(n),
+		subConns:   make([]subConn, n),
 		stCh:       make(chan struct{}),
 	}
 	h.AutoReady = true
@@ -227,7 +232,14 @@ func (h *harness) NewSubConn(addrs []resolver.Address, opts balancer.NewSubConnO
 	if err != nil {
 		return nil, err
 	}
-	return &subConn{SubConn: sc.(*fakecc.SubConn), h: h, idx: idx}, nil
+	s := &h.subConns[idx]
+	if s.SubConn != nil {
+		// A second SubConn for the endpoint (none of the benchmarks
+		// makes one): it lives outside the array.
+		s = new(subConn)
+	}
+	*s = subConn{SubConn: sc.(*fakecc.SubConn), h: h, idx: idx}
+	return s, nil
 }
 
 // subConn is a fake SubConn that knows its endpoint's index.
@@ -270,18 +282,29 @@ func (h *harness) covers() int {
 var pickInfo = balancer.PickInfo{FullMethodName: "/bench.Service/Call", Ctx: context.Background()}
 
 // pickDone is the benchmarked operation: one Pick, and its Done when it has
-// one, with the picked endpoint's load report.
-func pickDone(p balancer.Picker, dones []balancer.DoneInfo) (int, error) {
+// one, with the picked endpoint's load report. The endpoint's index is
+// computed from the SubConn's place in subConns rather than read from it
+// (the GC does not move heap objects), which would cost a cache miss at
+// large N.
+func pickDone(p balancer.Picker, subConns []subConn) error {
 	r, err := p.Pick(pickInfo)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	if r.Done == nil {
-		return -1, nil
+		return nil
 	}
-	i := r.SubConn.(*subConn).idx
-	r.Done(dones[i])
-	return i, nil
+	r.Done(doneInfos[indexOf(r.SubConn.(*subConn), subConns)%4])
+	return nil
+}
+
+// indexOf is sc's endpoint index, computed from where sc is in subConns.
+func indexOf(sc *subConn, subConns []subConn) int {
+	i := int((uintptr(unsafe.Pointer(sc)) - uintptr(unsafe.Pointer(unsafe.SliceData(subConns)))) / unsafe.Sizeof(subConn{}))
+	if uint(i) >= uint(len(subConns)) {
+		return sc.idx // not in the array
+	}
+	return i
 }
 
 // pickIndex picks, ends the RPC, and returns the picked endpoint's index.
@@ -292,7 +315,7 @@ func (h *harness) pickIndex(p balancer.Picker) (int, error) {
 	}
 	i := r.SubConn.(*subConn).idx
 	if r.Done != nil {
-		r.Done(h.dones[i])
+		r.Done(doneInfos[i%4])
 	}
 	return i, nil
 }

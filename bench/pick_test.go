@@ -47,10 +47,10 @@ func BenchmarkPick(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
-						p, dones := s.picker, s.h.dones
+						p, scs := s.picker, s.h.subConns
 						b.ReportAllocs()
 						for b.Loop() {
-							if _, err := pickDone(p, dones); err != nil {
+							if err := pickDone(p, scs); err != nil {
 								b.Fatal(err)
 							}
 						}
@@ -60,12 +60,12 @@ func BenchmarkPick(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
-						p, dones := s.picker, s.h.dones
+						p, scs := s.picker, s.h.subConns
 						b.ReportAllocs()
 						var failed atomic.Pointer[error]
 						b.RunParallel(func(pb *testing.PB) {
 							for pb.Next() {
-								if _, err := pickDone(p, dones); err != nil {
+								if err := pickDone(p, scs); err != nil {
 									e := err // escapes to the heap only on failure
 									failed.Store(&e)
 									return
@@ -207,8 +207,19 @@ func TestHarness(t *testing.T) {
 				t.Fatalf("no READY picker covering all endpoints: %v", err)
 			}
 			for range 100 {
-				if _, err := pickDone(p, h.dones); err != nil {
+				if err := pickDone(p, h.subConns); err != nil {
 					t.Fatalf("Pick: %v", err)
+				}
+				r, err := p.Pick(pickInfo)
+				if err != nil {
+					t.Fatalf("Pick: %v", err)
+				}
+				sc := r.SubConn.(*subConn)
+				if got := indexOf(sc, h.subConns); got != sc.idx {
+					t.Fatalf("indexOf(SubConn of endpoint %d) = %d", sc.idx, got)
+				}
+				if r.Done != nil {
+					r.Done(doneInfos[sc.idx%4])
 				}
 			}
 			if got := h.NewSubConnCount(); pc.single && got != 1 || !pc.single && got != 3 {
