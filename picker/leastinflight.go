@@ -39,11 +39,17 @@ func (p *leastInflight) Pick(info balancer.PickInfo) (balancer.PickResult, error
 		}
 	} else {
 		for k := 0; k < p.choices; k += 2 {
-			// One 64-bit random number gives two samples.
+			// One 64-bit random number gives two distinct samples, so that
+			// the busiest endpoint never wins a pair.
 			r := rand.Uint64()
-			best = p.better(best, &p.eps[scale(uint32(r), n)])
+			i := scale(uint32(r), n)
+			best = p.better(best, &p.eps[i])
 			if k+1 < p.choices {
-				best = p.better(best, &p.eps[scale(uint32(r>>32), n)])
+				j := scale(uint32(r>>32), n-1)
+				if j >= i {
+					j++
+				}
+				best = p.better(best, &p.eps[j])
 			}
 		}
 	}

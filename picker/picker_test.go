@@ -1,0 +1,340 @@
+package picker
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/balancer"
+)
+
+// fixedPicker is an endpoint's own picker: it returns one SubConn.
+type fixedPicker struct{ sc balancer.SubConn }
+
+func (p fixedPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
+	return balancer.PickResult{SubConn: p.sc}, nil
+}
+
+// fakeSubConn only identifies an endpoint.
+type fakeSubConn struct {
+	balancer.SubConn
+	id int
+}
+
+// endpoints returns one Endpoint per weight, each with its own SubConn and
+// in-flight counter.
+func endpoints(weights ...uint32) []Endpoint {
+	eps := make([]Endpoint, len(weights))
+	for i, w := range weights {
+		c := new(Inflight)
+		eps[i] = Endpoint{Picker: fixedPicker{&fakeSubConn{id: i}}, Weight: w, Inflight: c, Done: c.Done}
+	}
+	return eps
+}
+
+// picked returns the index of the endpoint a pick landed on.
+func picked(t testing.TB, p balancer.Picker) (int, balancer.PickResult) {
+	t.Helper()
+	r, err := p.Pick(balancer.PickInfo{})
+	if err != nil {
+		t.Fatalf("Pick: %v", err)
+	}
+	return r.SubConn.(*fakeSubConn).id, r
+}
+
+func TestScheduleIsExactAndSmooth(t *testing.T) {
+	for _, weights := range [][]uint32{
+		{1, 2, 3},
+		{1, 1, 2, 4},
+		{10, 1},
+		{100, 1, 1},
+		{7, 5, 3, 2},
+		{3, 3, 3},
+		{1, 0, 2},
+		{1_000_000, 999_999, 3},
+	} {
+		t.Run(fmt.Sprint(weights), func(t *testing.T) {
+			order := schedule(weights)
+			var sum, heaviest uint64
+			for _, w := range weights {
+				sum += uint64(w)
+				heaviest = max(heaviest, uint64(w))
+			}
+			counts := slotCounts(weights)
+			if counts == nil {
+				if order != nil {
+					t.Fatalf("equal weights: got a schedule of %d, want nil (round robin)", len(order))
+				}
+				return
+			}
+			// Exact: each endpoint appears exactly its count per cycle, and
+			// the counts are the weights' proportions (exactly, when the
+			// reduced weights fit in a cycle).
+			got := make([]uint64, len(weights))
+			for _, i := range order {
+				got[i]++
+			}
+			for i, w := range weights {
+				if got[i] != counts[i] {
+					t.Errorf("endpoint %d appears %d times per cycle, want %d", i, got[i], counts[i])
+				}
+				if share, want := float64(got[i])/float64(len(order)), float64(w)/float64(sum); math.Abs(share-want) > 1e-4 {
+					t.Errorf("endpoint %d share %.6f, want %.6f", i, share, want)
+				}
+			}
+			// Smooth: the heaviest endpoint's longest run of consecutive
+			// picks, around the cycle, is bounded by how much heavier it is
+			// than all the others together.
+			hi := 0
+			for i := range counts {
+				if counts[i] > counts[hi] {
+					hi = i
+				}
+			}
+			others := uint64(len(order)) - counts[hi]
+			bound := int((counts[hi]+others-1)/others) + 1
+			if run := longestRun(order, uint32(hi)); run > bound {
+				t.Errorf("heaviest endpoint's longest run %d, want at most %d (order %v)", run, bound, head(order))
+			}
+		})
+	}
+}
+
+func head(order []uint32) []uint32 { return order[:min(len(order), 40)] }
+
+// longestRun is the longest run of consecutive i in order, read as a cycle.
+func longestRun(order []uint32, i uint32) int {
+	best, run := 0, 0
+	for k := range 2 * len(order) {
+		if order[k%len(order)] == i {
+			run++
+			best = max(best, run)
+		} else {
+			run = 0
+		}
+	}
+	return min(best, len(order))
+}
+
+func TestScheduleScalesHugeWeightSums(t *testing.T) {
+	weights := make([]uint32, 1000)
+	for i := range weights {
+		weights[i] = 999_000 + uint32(i) // pairwise coprime-ish: the gcd is 1
+	}
+	weights[0] = 1 // a tiny weight still gets a slot
+	order := schedule(weights)
+	if limit := maxScheduleLength(len(weights)); len(order) > limit+len(weights) {
+		t.Fatalf("schedule of %d entries, want about %d at most", len(order), limit)
+	}
+	got := make([]int, len(weights))
+	for _, i := range order {
+		got[i]++
+	}
+	if got[0] != 1 {
+		t.Errorf("tiny weight got %d slots, want 1", got[0])
+	}
+}
+
+// TestWeightedPickerFollowsSchedule checks the picks of one goroutine, which
+// stays on one stripe, against exact shares over whole cycles.
+func TestWeightedPickerFollowsSchedule(t *testing.T) {
+	weights := []uint32{1, 2, 3}
+	p := NewWeighted(endpoints(weights...))
+	const cycles = 1000
+	got := make([]int, len(weights))
+	for range 6 * cycles {
+		i, _ := picked(t, p)
+		got[i]++
+	}
+	for i, w := range weights {
+		if want := int(w) * cycles; got[i] != want {
+			t.Errorf("endpoint %d: %d picks, want exactly %d", i, got[i], want)
+		}
+	}
+}
+
+func TestRoundRobinPicksInTurn(t *testing.T) {
+	p := NewRoundRobin(endpoints(5, 1, 0)) // weights are ignored
+	first, _ := picked(t, p)
+	for k := 1; k < 30; k++ {
+		i, _ := picked(t, p)
+		if want := (first + k) % 3; i != want {
+			t.Fatalf("pick %d went to %d, want %d", k, i, want)
+		}
+	}
+}
+
+// TestConcurrentPicksStayNearExact checks the bound the striped sequence
+// promises: with any number of goroutines, each endpoint's count is within
+// one cycle per stripe of its exact share.
+func TestConcurrentPicksStayNearExact(t *testing.T) {
+	weights := []uint32{1, 2, 3, 4}
+	p := NewWeighted(endpoints(weights...)).(*cyclePicker)
+	const goroutines, picks = 8, 20000
+	counts := make([][]int, goroutines)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		counts[g] = make([]int, len(weights))
+		wg.Go(func() {
+			for range picks {
+				i, _ := picked(t, p)
+				counts[g][i]++
+			}
+		})
+	}
+	wg.Wait()
+	total := float64(goroutines * picks)
+	slack := float64(len(p.seq.stripes) * len(p.order))
+	for i, w := range weights {
+		var n int
+		for g := range goroutines {
+			n += counts[g][i]
+		}
+		if want := total * float64(w) / 10; math.Abs(float64(n)-want) > slack {
+			t.Errorf("endpoint %d: %d picks, want %.0f ± %.0f", i, n, want, slack)
+		}
+	}
+}
+
+func TestLeastInflightAvoidsBusyEndpoints(t *testing.T) {
+	for _, n := range []int{2, 3, 50} {
+		t.Run(fmt.Sprint("n=", n), func(t *testing.T) {
+			weights := make([]uint32, n)
+			for i := range weights {
+				weights[i] = 1
+			}
+			eps := endpoints(weights...)
+			// Endpoint 0 holds many calls; it must get no new one while
+			// another endpoint is idle (sampling sees it only against an
+			// endpoint with fewer).
+			eps[0].Inflight.n.Store(100)
+			p := NewLeastInflight(eps, 2)
+			for range 1000 {
+				i, r := picked(t, p)
+				if i == 0 {
+					t.Fatal("picked the endpoint with 100 calls in flight")
+				}
+				r.Done(balancer.DoneInfo{})
+			}
+			for i := 1; i < n; i++ {
+				if got := eps[i].Inflight.Load(); got != 0 {
+					t.Errorf("endpoint %d has %d in flight after every Done, want 0", i, got)
+				}
+			}
+		})
+	}
+}
+
+func TestLeastInflightWeighsInflight(t *testing.T) {
+	// Endpoint 1 has weight 4: with 3 in flight it is less loaded than
+	// endpoint 0 with 1 in flight and weight 1.
+	eps := endpoints(1, 4)
+	eps[0].Inflight.n.Store(1)
+	eps[1].Inflight.n.Store(3)
+	p := NewLeastInflight(eps, 2)
+	if i, _ := picked(t, p); i != 1 {
+		t.Fatalf("picked endpoint %d, want 1 (3 in flight / weight 4 < 1 / 1)", i)
+	}
+	if got := eps[1].Inflight.Load(); got != 4 {
+		t.Errorf("endpoint 1 in flight %d after a pick, want 4", got)
+	}
+}
+
+// TestLeastInflightSpreadsEvenly holds every picked call open: the counts
+// must stay level, within one of each other for a full scan.
+func TestLeastInflightSpreadsEvenly(t *testing.T) {
+	eps := endpoints(1, 1, 1)
+	p := NewLeastInflight(eps, 3)
+	for range 300 {
+		picked(t, p)
+	}
+	for i := range eps {
+		if got := eps[i].Inflight.Load(); got != 100 {
+			t.Errorf("endpoint %d in flight %d, want 100", i, got)
+		}
+	}
+}
+
+func TestChildErrorIsReturned(t *testing.T) {
+	want := errors.New("child not ready")
+	eps := endpoints(1)
+	eps[0].Picker = errPicker{want}
+	for _, p := range []balancer.Picker{NewRoundRobin(eps), NewWeighted(eps), NewLeastInflight(eps, 2)} {
+		if _, err := p.Pick(balancer.PickInfo{}); err != want {
+			t.Errorf("%T: got %v, want %v", p, err, want)
+		}
+	}
+	if got := eps[0].Inflight.Load(); got != 0 {
+		t.Errorf("a failed pick left %d in flight, want 0", got)
+	}
+}
+
+type errPicker struct{ err error }
+
+func (p errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
+	return balancer.PickResult{}, p.err
+}
+
+func TestPickAllocatesNothing(t *testing.T) {
+	eps := endpoints(1, 2, 3, 4, 5)
+	for name, p := range map[string]balancer.Picker{
+		"round_robin":         NewRoundRobin(eps),
+		"weighted":            NewWeighted(eps),
+		"least_inflight":      NewLeastInflight(eps, 2),
+		"least_inflight_scan": NewLeastInflight(eps[:2], 2),
+	} {
+		allocs := testing.AllocsPerRun(1000, func() {
+			r, _ := p.Pick(balancer.PickInfo{})
+			if r.Done != nil {
+				r.Done(balancer.DoneInfo{})
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per Pick+Done, want 0", name, allocs)
+		}
+	}
+}
+
+// TestScheduleRandomWeights checks exactness and smoothness on many random
+// weight vectors, from a fixed seed so that a failure reproduces.
+func TestScheduleRandomWeights(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		weights := make([]uint32, 1+rng.IntN(12))
+		for i := range weights {
+			weights[i] = uint32(rng.IntN(20))
+		}
+		if rng.IntN(4) == 0 {
+			weights[0] = uint32(rng.IntN(500))
+		}
+		counts := slotCounts(weights)
+		order := schedule(weights)
+		if counts == nil {
+			continue
+		}
+		got := make([]uint64, len(weights))
+		for _, i := range order {
+			got[i]++
+		}
+		hi := 0
+		for i := range counts {
+			if got[i] != counts[i] {
+				t.Fatalf("weights %v: endpoint %d appears %d times, want %d", weights, i, got[i], counts[i])
+			}
+			if counts[i] > counts[hi] {
+				hi = i
+			}
+		}
+		others := uint64(len(order)) - counts[hi]
+		if others == 0 {
+			continue
+		}
+		bound := int((counts[hi]+others-1)/others) + 1
+		if run := longestRun(order, uint32(hi)); run > bound {
+			t.Fatalf("weights %v: heaviest's longest run %d, want at most %d; order %v", weights, run, bound, head(order))
+		}
+	}
+}

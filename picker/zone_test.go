@@ -1,0 +1,56 @@
+package picker
+
+import (
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestSelect(t *testing.T) {
+	type ep struct {
+		Zone   string
+		Weight uint32
+	}
+	tests := []struct {
+		name      string
+		ready     []ep
+		localZone string
+		minLocal  int
+		want      []ep
+		spilled   bool
+		drained   bool
+	}{
+		{name: "no zone preference", ready: []ep{{"a", 1}, {"b", 2}}, want: []ep{{"a", 1}, {"b", 2}}},
+		{name: "local zone only", ready: []ep{{"a", 1}, {"b", 2}, {"a", 3}}, localZone: "a", minLocal: 1,
+			want: []ep{{"a", 1}, {"a", 3}}},
+		{name: "local zone has none: spill", ready: []ep{{"b", 1}, {"c", 2}}, localZone: "a", minLocal: 1,
+			want: []ep{{"b", 1}, {"c", 2}}, spilled: true},
+		{name: "local zone below minimum: spill to all", ready: []ep{{"a", 1}, {"b", 2}}, localZone: "a", minLocal: 2,
+			want: []ep{{"a", 1}, {"b", 2}}, spilled: true},
+		{name: "drained left out", ready: []ep{{"a", 0}, {"a", 2}, {"b", 1}}, want: []ep{{"a", 2}, {"b", 1}}},
+		{name: "drained local does not count toward minimum", ready: []ep{{"a", 0}, {"b", 1}}, localZone: "a", minLocal: 1,
+			want: []ep{{"b", 1}}, spilled: true},
+		{name: "all drained: picked evenly", ready: []ep{{"a", 0}, {"b", 0}}, localZone: "a", minLocal: 1,
+			want: []ep{{"a", 1}, {"b", 1}}, drained: true},
+		{name: "nothing ready", ready: nil, want: []ep{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var ready []Endpoint
+			for _, e := range tt.ready {
+				ready = append(ready, Endpoint{Zone: e.Zone, Weight: e.Weight})
+			}
+			sel := Select(ready, tt.localZone, tt.minLocal)
+			got := []ep{}
+			for _, e := range sel.Endpoints {
+				got = append(got, ep{e.Zone, e.Weight})
+			}
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("endpoints (-want +got):\n%s", diff)
+			}
+			if sel.Spilled != tt.spilled || sel.AllDrained != tt.drained {
+				t.Errorf("spilled, all drained = %v, %v; want %v, %v", sel.Spilled, sel.AllDrained, tt.spilled, tt.drained)
+			}
+		})
+	}
+}

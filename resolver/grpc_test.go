@@ -1,0 +1,244 @@
+package resolver_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	_ "github.com/etcdlb/etcdlb/balancer" // etcdlb_weighted
+	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
+)
+
+// backend is a real gRPC server on 127.0.0.1 that counts calls and the TCP
+// connections it accepts.
+type backend struct {
+	testgrpc.UnimplementedTestServiceServer
+	addr  string
+	calls atomic.Int64
+	conns atomic.Int64
+	srv   *grpc.Server
+}
+
+func (b *backend) EmptyCall(context.Context, *testgrpc.Empty) (*testgrpc.Empty, error) {
+	b.calls.Add(1)
+	return &testgrpc.Empty{}, nil
+}
+
+func startBackend(t testing.TB) *backend {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{addr: l.Addr().String(), srv: grpc.NewServer()}
+	testgrpc.RegisterTestServiceServer(b.srv, b)
+	go b.srv.Serve(countingListener{Listener: l, n: &b.conns})
+	t.Cleanup(b.srv.Stop)
+	return b
+}
+
+type countingListener struct {
+	net.Listener
+	n *atomic.Int64
+}
+
+func (l countingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.n.Add(1)
+	}
+	return c, err
+}
+
+// dial returns a client of etcd:///service through etcdlb's resolver and
+// policy config lbConfig.
+func dial(t testing.TB, cli *clientv3.Client, service, lbConfig string) testgrpc.TestServiceClient {
+	t.Helper()
+	conn, err := grpc.NewClient("etcd:///"+service,
+		grpc.WithResolvers(etcdlbresolver.NewBuilder(cli, etcdlbresolver.WithLogger(testLogger(t)),
+			etcdlbresolver.WithBackoff(20*time.Millisecond, 500*time.Millisecond))),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"etcdlb_weighted":`+lbConfig+`}]}`),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return testgrpc.NewTestServiceClient(conn)
+}
+
+// callBatch makes n calls and returns how many each backend got.
+func callBatch(t testing.TB, c testgrpc.TestServiceClient, n int, bs []*backend) []int64 {
+	t.Helper()
+	before := make([]int64, len(bs))
+	for i, b := range bs {
+		before[i] = b.calls.Load()
+	}
+	for range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := c.EmptyCall(ctx, &testgrpc.Empty{})
+		cancel()
+		if err != nil {
+			t.Fatalf("call: %v", err)
+		}
+	}
+	got := make([]int64, len(bs))
+	for i, b := range bs {
+		got[i] = b.calls.Load() - before[i]
+	}
+	return got
+}
+
+// chiSquare is Pearson's statistic of got against weights.
+func chiSquare(got []int64, weights []float64) float64 {
+	var n, sum float64
+	for i := range got {
+		n += float64(got[i])
+		sum += weights[i]
+	}
+	var x float64
+	for i := range got {
+		e := n * weights[i] / sum
+		if e == 0 {
+			if got[i] != 0 {
+				return 1e9
+			}
+			continue
+		}
+		x += (float64(got[i]) - e) * (float64(got[i]) - e) / e
+	}
+	return x
+}
+
+// chi2Crit is the chi-square critical value at p = 0.001 for 2 degrees of
+// freedom: a split this far off happens by chance once in a thousand runs.
+const chi2Crit = 13.82
+
+// waitSplit calls in batches until a batch splits as weights.
+func waitSplit(t testing.TB, c testgrpc.TestServiceClient, bs []*backend, weights []float64) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	for {
+		got := callBatch(t, c, 600, bs)
+		if chiSquare(got, weights) < chi2Crit {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("split %v, want %v", got, weights)
+		}
+	}
+}
+
+func TestEndToEndWeightedSplit(t *testing.T) {
+	e := newEnv(t)
+	bs := []*backend{startBackend(t), startBackend(t), startBackend(t)}
+	zones := []string{"a", "b", "b"}
+	regs := make([]*etcdlbresolver.Registrar, len(bs))
+	for i, b := range bs {
+		regs[i] = register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.addr,
+			Weight: uint32(i + 1), Zone: zones[i]})
+	}
+	c := dial(t, e.cli, "echo", `{}`)
+	waitSplit(t, c, bs, []float64{1, 2, 3})
+	got := callBatch(t, c, 1200, bs)
+	if x := chiSquare(got, []float64{1, 2, 3}); x > chi2Crit {
+		t.Fatalf("split %v, chi-square %.1f, want 1:2:3", got, x)
+	}
+	t.Logf("split of 1200 calls at 1:2:3: %v", got)
+	conns := totalConns(bs)
+
+	// An operator turns the weights around: the split follows, on the same
+	// connections.
+	for i, b := range bs {
+		if err := etcdlbresolver.SetOverride(e.ctx, e.cli, "echo", b.addr, uint32(3-i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitSplit(t, c, bs, []float64{3, 2, 1})
+	if n := totalConns(bs); n != conns {
+		t.Errorf("%d TCP connections after the weight change, %d before", n, conns)
+	}
+
+	// Zone preference through the same registrations.
+	cz := dial(t, e.cli, "echo", `{"localZone":"b"}`)
+	waitSplit(t, cz, bs, []float64{0, 2, 1})
+
+	// A server that deregisters gets no new call once clients know.
+	if err := regs[2].Deregister(e.ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitSplit(t, c, bs, []float64{3, 2, 0})
+	if got := callBatch(t, c, 600, bs); got[2] != 0 {
+		t.Errorf("deregistered server got %d calls", got[2])
+	}
+}
+
+func totalConns(bs []*backend) int64 {
+	var n int64
+	for _, b := range bs {
+		n += b.conns.Load()
+	}
+	return n
+}
+
+// TestEtcdDownCallsKeepFlowing stops etcd for several seconds under a steady
+// stream of calls: none fails, and a server registered after etcd is back is
+// picked.
+func TestEtcdDownCallsKeepFlowing(t *testing.T) {
+	e := newEnv(t)
+	bs := []*backend{startBackend(t), startBackend(t), startBackend(t)}
+	for i, b := range bs[:2] {
+		register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.addr, Weight: uint32(i + 1)},
+			etcdlbresolver.WithTTL(10*time.Second))
+	}
+	c := dial(t, e.cli, "echo", `{}`)
+	waitSplit(t, c, bs, []float64{1, 2, 0})
+
+	var calls, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				if _, err := c.EmptyCall(ctx, &testgrpc.Empty{}); err != nil {
+					failed.Add(1)
+					t.Logf("call failed: %v", err)
+				}
+				cancel()
+				calls.Add(1)
+			}
+		}()
+	}
+	e.etcd.Stop(0)
+	time.Sleep(4 * time.Second) // the outage itself
+	if err := e.etcd.Restart(0); err != nil {
+		t.Fatal(err)
+	}
+	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: bs[2].addr, Weight: 3})
+	waitSplit(t, c, bs, []float64{1, 2, 3})
+	close(stop)
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Errorf("%d of %d calls failed while etcd was down", failed.Load(), calls.Load())
+	}
+	t.Logf("%d calls during the outage and after, %d failed", calls.Load(), failed.Load())
+}
+
+var _ = fmt.Sprint

@@ -1,0 +1,111 @@
+package resolver
+
+import (
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/etcdlb/etcdlb/internal/hooks"
+)
+
+// Option configures NewBuilder, Register and the helpers. Options that do
+// not apply to a function are ignored by it.
+type Option func(*options)
+
+type options struct {
+	prefix          string
+	logger          *slog.Logger
+	backoffMin      time.Duration
+	backoffMax      time.Duration
+	requestTimeout  time.Duration
+	resolveNowEvery time.Duration
+	ttl             time.Duration
+	progressEvery   time.Duration
+	resolverHooks   hooks.Resolver
+	regHooks        hooks.Registration
+}
+
+func newOptions(opts []Option) options {
+	o := options{
+		logger:          slog.Default(),
+		backoffMin:      100 * time.Millisecond,
+		backoffMax:      5 * time.Second,
+		requestTimeout:  5 * time.Second,
+		resolveNowEvery: time.Second,
+		ttl:             10 * time.Second,
+		progressEvery:   5 * time.Second,
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// WithPrefix sets the key prefix, e.g. "/services/"; the default is "", the
+// layout of etcd's own naming/endpoints.
+func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
+
+// WithLogger sets the logger; the default is slog.Default(). Nil discards.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l == nil {
+			l = slog.New(slog.DiscardHandler)
+		}
+		o.logger = l
+	}
+}
+
+// WithBackoff bounds the jittered exponential backoff between retries of a
+// failed etcd request (defaults 100ms and 5s). Zero keeps a default.
+func WithBackoff(lo, hi time.Duration) Option {
+	return func(o *options) {
+		if lo > 0 {
+			o.backoffMin = lo
+		}
+		if hi > 0 {
+			o.backoffMax = hi
+		}
+		o.backoffMax = max(o.backoffMax, o.backoffMin)
+	}
+}
+
+// WithRequestTimeout bounds each etcd request (default 5s).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.requestTimeout = d
+		}
+	}
+}
+
+// WithResolveNowInterval is the least time between two re-lists asked for by
+// ResolveNow (default 1s).
+func WithResolveNowInterval(d time.Duration) Option {
+	return func(o *options) { o.resolveNowEvery = max(d, 0) }
+}
+
+// WithTTL sets a registration's lease TTL (default 10s, at least 1s, rounded
+// to seconds). A crashed server's key disappears within it.
+func WithTTL(d time.Duration) Option {
+	return func(o *options) { o.ttl = max(d, time.Second) }
+}
+
+func init() {
+	hooks.ResolverOption = func(h *hooks.Resolver) any {
+		return Option(func(o *options) { o.resolverHooks = *h })
+	}
+	hooks.RegistrationOption = func(h *hooks.Registration) any {
+		return Option(func(o *options) { o.regHooks = *h })
+	}
+}
+
+// backoff returns the jittered wait before retry n (0-based): exponential
+// from min, capped at max, with full jitter in [d/2, d).
+func (o *options) backoff(n int) time.Duration {
+	d := o.backoffMin
+	for i := 0; i < n && d < o.backoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, o.backoffMax)
+	return d/2 + rand.N(d/2+1)
+}

@@ -1,0 +1,531 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdlb/etcdlb/endpoint"
+)
+
+// Registration is what a server registers about itself.
+type Registration struct {
+	Service string
+	// Addr is the host:port clients dial; it is also the key's last segment.
+	Addr string
+	// Weight 0 means endpoint.DefaultWeight; call Drain to take no traffic.
+	Weight   uint32
+	Zone     string
+	Metadata map[string]string
+}
+
+// RegistrationState is where a Registrar stands.
+type RegistrationState int
+
+const (
+	// Registering: the key is not known to be in etcd; the Registrar is
+	// granting a lease and writing it, with backoff.
+	Registering RegistrationState = iota
+	// Registered: the key is in etcd under a lease that is kept alive.
+	Registered
+	// Closed: Deregister or Close was called, or the etcd client closed.
+	Closed
+)
+
+func (s RegistrationState) String() string {
+	switch s {
+	case Registering:
+		return "registering"
+	case Registered:
+		return "registered"
+	case Closed:
+		return "closed"
+	}
+	return fmt.Sprintf("RegistrationState(%d)", int(s))
+}
+
+// Registrar keeps one server's key in etcd under a lease until Deregister:
+// it renews the lease, re-grants it and rewrites the key whenever it is lost,
+// and turns an operator's in-place edit of the key's weight into an override.
+type Registrar struct {
+	// Immutable.
+	cli    *clientv3.Client
+	opts   options
+	key    string
+	ovrKey string
+	reg    Registration // Service and Addr only
+	log    *slog.Logger
+	ctx    context.Context // ends the run loop
+	cancel context.CancelFunc
+	done   chan struct{} // closed when run returns
+	wake   chan struct{} // the wanted value changed
+
+	mu         sync.Mutex
+	val        Value // what the key should hold
+	gen        uint64
+	writtenGen uint64        // gen of the value last written
+	written    chan struct{} // closed and replaced on every write
+	state      RegistrationState
+	stateCh    chan struct{} // closed and replaced on every state change
+	lease      clientv3.LeaseID
+	lastErr    error
+}
+
+// Register writes reg under a lease and keeps it there until Deregister or
+// Close, or until cli is closed. It returns once the key is first written; if
+// ctx ends before that, it gives up and returns the last error.
+func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts ...Option) (*Registrar, error) {
+	if err := checkService(reg.Service); err != nil {
+		return nil, err
+	}
+	w := reg.Weight
+	if w == 0 {
+		w = endpoint.DefaultWeight
+	}
+	val := Value{Addr: reg.Addr, Weight: w, Zone: reg.Zone, Metadata: maps.Clone(reg.Metadata)}
+	if _, err := EncodeValue(val); err != nil {
+		return nil, err
+	}
+	o := newOptions(opts)
+	r := &Registrar{
+		cli:     cli,
+		opts:    o,
+		key:     EndpointKey(o.prefix, reg.Service, reg.Addr),
+		ovrKey:  OverrideKey(o.prefix, reg.Service, reg.Addr),
+		reg:     Registration{Service: reg.Service, Addr: reg.Addr},
+		log:     o.logger.With("service", reg.Service, "addr", reg.Addr),
+		done:    make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		val:     val,
+		gen:     1,
+		written: make(chan struct{}),
+		stateCh: make(chan struct{}),
+	}
+	r.ctx, r.cancel = context.WithCancel(cli.Ctx())
+	r.setState(Registering)
+	go r.run()
+	for {
+		r.mu.Lock()
+		st, ch, err := r.state, r.stateCh, r.lastErr
+		r.mu.Unlock()
+		switch st {
+		case Registered:
+			return r, nil
+		case Closed:
+			return nil, fmt.Errorf("etcdlb: register %s: etcd client closed", r.key)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			r.cancel()
+			<-r.done
+			if err == nil {
+				err = ctx.Err()
+			}
+			return nil, fmt.Errorf("etcdlb: register %s: %w", r.key, err)
+		}
+	}
+}
+
+// Key returns the etcd key of the registration.
+func (r *Registrar) Key() string { return r.key }
+
+// State returns the current state.
+func (r *Registrar) State() RegistrationState {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state
+}
+
+// Lease returns the lease the key was last written under.
+func (r *Registrar) Lease() clientv3.LeaseID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lease
+}
+
+// SetWeight changes the registration's own weight (an operator override
+// still wins). It waits until etcd has it or ctx ends; either way the new
+// weight is kept and written as soon as etcd can take it.
+func (r *Registrar) SetWeight(ctx context.Context, weight uint32) error {
+	if weight > endpoint.MaxWeight {
+		return fmt.Errorf("etcdlb: weight %d above %d", weight, endpoint.MaxWeight)
+	}
+	return r.update(ctx, func(v *Value) { v.Weight = weight })
+}
+
+// SetZone changes the registration's zone, as SetWeight does its weight.
+func (r *Registrar) SetZone(ctx context.Context, zone string) error {
+	return r.update(ctx, func(v *Value) { v.Zone = zone })
+}
+
+// Drain sets the registration's own weight to 0: clients stop picking it
+// while any other endpoint is ready, and the key stays.
+func (r *Registrar) Drain(ctx context.Context) error { return r.SetWeight(ctx, 0) }
+
+func (r *Registrar) update(ctx context.Context, f func(*Value)) error {
+	r.mu.Lock()
+	if r.state == Closed {
+		r.mu.Unlock()
+		return errors.New("etcdlb: registration closed")
+	}
+	f(&r.val)
+	r.gen++
+	gen := r.gen
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	for {
+		r.mu.Lock()
+		ok, ch, st := r.writtenGen >= gen, r.written, r.state
+		r.mu.Unlock()
+		if ok {
+			return nil
+		}
+		if st == Closed {
+			return errors.New("etcdlb: registration closed")
+		}
+		select {
+		case <-ch:
+		case <-r.done:
+		case <-ctx.Done():
+			return fmt.Errorf("etcdlb: %s not yet written (will be): %w", r.key, ctx.Err())
+		}
+	}
+}
+
+// Deregister stops the registration: it deletes the key first, so clients
+// stop picking the server while it still serves, then revokes the lease. An
+// operator override of the endpoint is kept. If etcd cannot be reached the key
+// disappears when its lease expires.
+func (r *Registrar) Deregister(ctx context.Context) error {
+	r.cancel()
+	<-r.done
+	r.mu.Lock()
+	lease := r.lease
+	r.mu.Unlock()
+	if lease == 0 {
+		return nil
+	}
+	_, err := r.cli.Txn(ctx).
+		If(clientv3.Compare(clientv3.LeaseValue(r.key), "=", lease)).
+		Then(clientv3.OpDelete(r.key)).Commit()
+	if err == nil {
+		_, err = r.cli.Revoke(ctx, lease)
+	}
+	if err != nil {
+		return fmt.Errorf("etcdlb: deregister %s: %w", r.key, err)
+	}
+	return nil
+}
+
+// Close is Deregister bounded by the request timeout.
+func (r *Registrar) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.requestTimeout)
+	defer cancel()
+	return r.Deregister(ctx)
+}
+
+func (r *Registrar) setState(s RegistrationState) {
+	r.mu.Lock()
+	r.state = s
+	close(r.stateCh)
+	r.stateCh = make(chan struct{})
+	r.mu.Unlock()
+	if h := r.opts.regHooks.State; h != nil {
+		h(r.reg.Service, r.reg.Addr, s.String())
+	}
+}
+
+// run registers, serves the lease until it is lost, and starts again, until
+// the Registrar or the client is closed.
+func (r *Registrar) run() {
+	defer close(r.done)
+	defer r.setState(Closed)
+	failures := 0
+	for registered := false; ; {
+		lease, rev, err := r.register()
+		if r.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			r.mu.Lock()
+			r.lastErr = err
+			r.mu.Unlock()
+			r.log.Warn("etcdlb: registration failed; retrying", "err", err)
+			if h := r.opts.regHooks.LeaseFailed; h != nil {
+				h(r.reg.Service, r.reg.Addr, err)
+			}
+			if !sleepCtx(r.ctx, r.opts.backoff(failures)) {
+				return
+			}
+			failures++
+			continue
+		}
+		failures = 0
+		if registered {
+			r.log.Info("etcdlb: re-registered", "lease", lease)
+			if h := r.opts.regHooks.Reregistered; h != nil {
+				h(r.reg.Service, r.reg.Addr)
+			}
+		}
+		registered = true
+		r.setState(Registered)
+		r.serve(lease, rev)
+		if r.ctx.Err() != nil {
+			return
+		}
+		r.setState(Registering)
+	}
+}
+
+// register grants a lease and writes the key under it.
+func (r *Registrar) register() (clientv3.LeaseID, int64, error) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
+	defer cancel()
+	g, err := r.cli.Grant(ctx, int64(r.opts.ttl.Round(time.Second)/time.Second))
+	if err != nil {
+		return 0, 0, fmt.Errorf("grant lease: %w", err)
+	}
+	r.mu.Lock()
+	r.lease = g.ID
+	r.mu.Unlock()
+	rev, err := r.write(ctx, g.ID, 0)
+	if err != nil {
+		return 0, 0, err
+	}
+	return g.ID, rev, nil
+}
+
+// write puts the wanted value under lease, if the key's mod revision is still
+// rev (0: any). It returns the new mod revision, or, if someone else wrote the
+// key since, 0 and the other's key (nil when deleted).
+func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, rev int64) (int64, error) {
+	r.mu.Lock()
+	val, gen := r.val, r.gen
+	r.mu.Unlock()
+	b, err := EncodeValue(val)
+	if err != nil {
+		return 0, err
+	}
+	put := clientv3.OpPut(r.key, string(b), clientv3.WithLease(lease))
+	var resp *clientv3.TxnResponse
+	if rev == 0 {
+		resp, err = r.cli.Txn(ctx).Then(put).Commit()
+	} else {
+		resp, err = r.cli.Txn(ctx).
+			If(clientv3.Compare(clientv3.ModRevision(r.key), "=", rev)).
+			Then(put).Else(clientv3.OpGet(r.key)).Commit()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("put %s: %w", r.key, err)
+	}
+	if !resp.Succeeded {
+		return 0, errConflict
+	}
+	r.mu.Lock()
+	r.writtenGen = max(r.writtenGen, gen)
+	close(r.written)
+	r.written = make(chan struct{})
+	r.mu.Unlock()
+	return resp.Header.Revision, nil
+}
+
+var errConflict = errors.New("key changed by someone else")
+
+// serve keeps lease alive and the key as wanted until the lease or the key is
+// lost, or the Registrar closes.
+func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	ka, err := r.cli.KeepAlive(ctx, lease)
+	if err != nil {
+		r.leaseFailed(lease, err)
+		return
+	}
+	watch := func(from int64) clientv3.WatchChan {
+		return r.cli.Watch(clientv3.WithRequireLeader(ctx), r.key, clientv3.WithRev(from))
+	}
+	wch := watch(rev + 1)
+	dirty := false
+	var retry <-chan time.Time
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case _, ok := <-ka:
+			if !ok {
+				r.leaseFailed(lease, errors.New("lease expired or revoked"))
+				return
+			}
+			if h := r.opts.regHooks.LeaseRenewed; h != nil {
+				h(r.reg.Service, r.reg.Addr)
+			}
+			continue
+		case wr, ok := <-wch:
+			if !ok || wr.Err() != nil {
+				// Cancelled or compacted: read the key now and watch on.
+				kv, err := r.get(ctx)
+				if err != nil {
+					sleepCtx(ctx, r.opts.backoff(failures))
+					failures++
+					wch = watch(rev + 1)
+					continue
+				}
+				failures = 0
+				if kv == nil {
+					r.log.Warn("etcdlb: key deleted from outside; re-registering")
+					r.revoke(lease)
+					return
+				}
+				wch = watch(kv.ModRevision + 1)
+				if kv.ModRevision == rev {
+					continue
+				}
+				var lost bool
+				rev, lost = r.foreign(ctx, kv, lease)
+				if lost {
+					return
+				}
+				continue
+			}
+			for _, ev := range wr.Events {
+				if ev.Kv.ModRevision == rev {
+					continue
+				}
+				if ev.Type == mvccpb.DELETE {
+					r.log.Warn("etcdlb: key deleted from outside; re-registering")
+					r.revoke(lease)
+					return
+				}
+				var lost bool
+				rev, lost = r.foreign(ctx, ev.Kv, lease)
+				if lost {
+					return
+				}
+			}
+			continue
+		case <-r.wake:
+			dirty = true
+		case <-retry:
+			retry = nil
+		}
+		if !dirty {
+			continue
+		}
+		wctx, wcancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+		newRev, err := r.write(wctx, lease, rev)
+		wcancel()
+		switch {
+		case err == nil:
+			rev, dirty, failures = newRev, false, 0
+		case errors.Is(err, errConflict):
+			// The watch brings the other write; foreign handles it, then the
+			// dirty value is written against its revision.
+			retry = time.After(r.opts.backoffMin)
+		default:
+			r.log.Warn("etcdlb: update failed; retrying", "err", err)
+			retry = time.After(r.opts.backoff(failures))
+			failures++
+		}
+	}
+}
+
+// foreign handles a write to the key by someone else. An operator's edit
+// (the key left on this lease with put --ignore-lease, or taken off any lease)
+// has its weight kept as an override, so that it outlives this lease, and the
+// key is rewritten with the registration's own value under the lease. A key
+// on another lease belongs to another registration of the same address: it is
+// left alone, and if that lease ends, the delete brings this one back. It
+// returns the key's revision now, and whether this registration is lost.
+func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clientv3.LeaseID) (int64, bool) {
+	if kv.Lease != 0 && kv.Lease != int64(lease) {
+		r.log.Warn("etcdlb: key written under another lease; another registration of this address?",
+			"lease", kv.Lease)
+		return kv.ModRevision, false
+	}
+	v, err := DecodeValue(r.key, r.reg.Addr, kv.Value)
+	r.mu.Lock()
+	own := r.val
+	r.mu.Unlock()
+	if err == nil && v.Weight != own.Weight {
+		r.log.Info("etcdlb: key edited in place; keeping its weight as an override",
+			"weight", v.Weight, "own_weight", own.Weight, "override_key", r.ovrKey)
+		if err := r.putOverride(ctx, v.Weight); err != nil {
+			r.log.Warn("etcdlb: cannot save override", "err", err)
+		}
+	}
+	for failures := 0; ctx.Err() == nil; failures++ {
+		wctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+		rev, err := r.write(wctx, lease, kv.ModRevision)
+		cancel()
+		if err == nil {
+			return rev, false
+		}
+		if errors.Is(err, errConflict) {
+			return kv.ModRevision, false // a newer write; the watch brings it
+		}
+		sleepCtx(ctx, r.opts.backoff(failures))
+	}
+	return kv.ModRevision, true
+}
+
+func (r *Registrar) putOverride(ctx context.Context, weight uint32) error {
+	b, err := EncodeOverride(weight)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+	defer cancel()
+	_, err = r.cli.Put(ctx, r.ovrKey, string(b))
+	return err
+}
+
+// get returns the key, or nil if it does not exist.
+func (r *Registrar) get(ctx context.Context) (*mvccpb.KeyValue, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+	defer cancel()
+	resp, err := r.cli.Get(ctx, r.key)
+	if err != nil || len(resp.Kvs) == 0 {
+		return nil, err
+	}
+	return resp.Kvs[0], nil
+}
+
+func (r *Registrar) leaseFailed(lease clientv3.LeaseID, err error) {
+	if r.ctx.Err() != nil {
+		return
+	}
+	r.log.Warn("etcdlb: lease lost; re-registering", "lease", lease, "err", err)
+	if h := r.opts.regHooks.LeaseFailed; h != nil {
+		h(r.reg.Service, r.reg.Addr, err)
+	}
+}
+
+// revoke drops a lease that no longer holds the key, best effort.
+func (r *Registrar) revoke(lease clientv3.LeaseID) {
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
+	defer cancel()
+	_, _ = r.cli.Revoke(ctx, lease)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

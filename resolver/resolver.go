@@ -1,0 +1,449 @@
+package resolver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/resolver"
+
+	"github.com/etcdlb/etcdlb/endpoint"
+)
+
+// Scheme is the target scheme: etcd:///<service>.
+const Scheme = "etcd"
+
+// NewBuilder returns a resolver.Builder for etcd:///<service> targets that
+// reads etcd through cli. The caller owns cli and closes it after every
+// ClientConn using the builder.
+func NewBuilder(cli *clientv3.Client, opts ...Option) resolver.Builder {
+	return &builder{cli: cli, opts: newOptions(opts)}
+}
+
+type builder struct {
+	cli  *clientv3.Client
+	opts options
+}
+
+func (*builder) Scheme() string { return Scheme }
+
+func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
+	service := strings.TrimPrefix(target.Endpoint(), "/")
+	if err := checkService(service); err != nil {
+		return nil, fmt.Errorf("etcdlb: target %q: %v", target.String(), err)
+	}
+	ctx, cancel := context.WithCancel(b.cli.Ctx())
+	r := &etcdResolver{
+		cli:       b.cli,
+		cc:        cc,
+		opts:      b.opts,
+		service:   service,
+		svcPrefix: ServicePrefix(b.opts.prefix, service),
+		ovrPrefix: OverridePrefix(b.opts.prefix, service),
+		log:       b.opts.logger.With("service", service),
+		ctx:       ctx,
+		cancel:    cancel,
+		resolveCh: make(chan struct{}, 1),
+		entries:   make(map[string]*entry),
+		overrides: make(map[string]uint32),
+	}
+	r.wg.Add(1)
+	go r.run()
+	return r, nil
+}
+
+// entry is one key under the service prefix.
+type entry struct {
+	id  string // last key segment
+	val Value
+	err error // non-nil: rejected
+
+	ep       resolver.Endpoint // built from val, with weight epWeight
+	epBuilt  bool
+	epWeight uint32
+}
+
+// etcdResolver lists a service's keys, then watches them, and pushes every
+// change to cc. All its state belongs to the run goroutine.
+type etcdResolver struct {
+	// Immutable.
+	cli       *clientv3.Client
+	cc        resolver.ClientConn
+	opts      options
+	service   string
+	svcPrefix string
+	ovrPrefix string
+	log       *slog.Logger
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	resolveCh chan struct{}
+
+	// Owned by run.
+	entries   map[string]*entry // by key
+	keys      []string          // sorted keys of entries; nil when stale
+	overrides map[string]uint32 // by id
+	known     int64             // highest revision seen
+	term      uint64            // highest raft term seen
+	pushed    []resolver.Endpoint
+	sent      bool // an update or an error reached cc
+	lastList  time.Time
+}
+
+func (r *etcdResolver) ResolveNow(resolver.ResolveNowOptions) {
+	select {
+	case r.resolveCh <- struct{}{}:
+	default:
+	}
+}
+
+func (r *etcdResolver) Close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// run alternates list and watch until Close.
+func (r *etcdResolver) run() {
+	defer r.wg.Done()
+	failures := 0
+	for r.ctx.Err() == nil {
+		rev, err := r.list()
+		if err != nil {
+			if r.ctx.Err() != nil {
+				return
+			}
+			r.etcdError("list", err)
+			if !r.sent {
+				// Never an empty set for a failed read; but say why RPCs wait.
+				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v", r.svcPrefix, err))
+				r.sent = true
+			}
+			if !r.sleep(r.opts.backoff(failures)) {
+				return
+			}
+			failures++
+			continue
+		}
+		failed, progressed := r.watch(rev + 1)
+		switch {
+		case !failed:
+			continue // ResolveNow: re-list at once
+		case progressed:
+			failures = 0
+		default:
+			failures++
+		}
+		if r.ctx.Err() != nil {
+			return
+		}
+		if h := r.opts.resolverHooks.WatchRestart; h != nil {
+			h(r.service)
+		}
+		if !r.sleep(r.opts.backoff(failures) / 4) {
+			return
+		}
+	}
+}
+
+// sleep waits d or until Close; it reports false on Close.
+func (r *etcdResolver) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-r.ctx.Done():
+		return false
+	}
+}
+
+// list reads the endpoints and overrides at one revision, replaces the state
+// with them and pushes it.
+func (r *etcdResolver) list() (int64, error) {
+	select {
+	case <-r.resolveCh: // this list answers it
+	default:
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
+	defer cancel()
+	resp, err := r.cli.Txn(ctx).Then(
+		clientv3.OpGet(r.svcPrefix, clientv3.WithPrefix()),
+		clientv3.OpGet(r.ovrPrefix, clientv3.WithPrefix()),
+	).Commit()
+	if err != nil {
+		return 0, err
+	}
+	r.lastList = time.Now()
+	r.known, r.term = resp.Header.Revision, resp.Header.RaftTerm
+	old := r.entries
+	r.entries = make(map[string]*entry, len(old))
+	r.keys = nil
+	r.overrides = make(map[string]uint32)
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		r.putEntry(kv, old)
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		r.putOverride(kv)
+	}
+	r.synced()
+	r.push()
+	return resp.Header.Revision, nil
+}
+
+// watch follows both prefixes from rev until the watch fails, ResolveNow
+// asks for a re-list, or Close. It reports whether the watch failed, and
+// whether it delivered anything first, to reset the backoff.
+func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
+	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(r.ctx))
+	defer cancel()
+	svcCh := r.cli.Watch(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))
+	ovrCh := r.cli.Watch(ctx, r.ovrPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))
+	var resolveLater <-chan time.Time
+	// A small read now and then shows a revision or a raft term that went
+	// back: etcd lost its data, and a watch on a future revision would wait
+	// for keys that never reach it. (etcd sends no progress to such a watch.)
+	progress := time.NewTicker(r.opts.progressEvery)
+	defer progress.Stop()
+	for {
+		var (
+			wr  clientv3.WatchResponse
+			ok  bool
+			ovr bool
+		)
+		select {
+		case <-r.ctx.Done():
+			return true, progressed
+		case wr, ok = <-svcCh:
+		case wr, ok = <-ovrCh:
+			ovr = true
+		case <-r.resolveCh:
+			wait := r.opts.resolveNowEvery - time.Since(r.lastList)
+			if wait <= 0 {
+				return false, progressed
+			}
+			if resolveLater == nil {
+				resolveLater = time.After(wait)
+			}
+			continue
+		case <-resolveLater:
+			return false, progressed
+		case <-progress.C:
+			if r.wentBack(ctx) {
+				return true, progressed
+			}
+			continue
+		}
+		// Apply this response and every one already waiting, then push once.
+		for {
+			if !ok || r.watchFailed(wr) {
+				return true, progressed
+			}
+			progressed = true
+			r.apply(wr.Events, ovr)
+			select {
+			case wr, ok = <-svcCh:
+				ovr = false
+				continue
+			case wr, ok = <-ovrCh:
+				ovr = true
+				continue
+			default:
+			}
+			break
+		}
+		r.synced()
+		r.push()
+	}
+}
+
+// wentBack reports whether etcd's revision or raft term is now below what
+// the resolver has seen.
+func (r *etcdResolver) wentBack(ctx context.Context) bool {
+	ctx, cancel := context.WithTimeout(ctx, min(r.opts.requestTimeout, r.opts.progressEvery))
+	defer cancel()
+	resp, err := r.cli.Get(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		return false // the watch reports trouble of its own
+	}
+	return r.timeTravel(resp.Header)
+}
+
+// timeTravel reports, and logs, a header older than what was seen.
+func (r *etcdResolver) timeTravel(h *etcdserverpb.ResponseHeader) bool {
+	if h.Revision >= r.known && h.RaftTerm >= r.term {
+		r.known, r.term = h.Revision, h.RaftTerm
+		return false
+	}
+	r.log.Warn("etcdlb: etcd went back in time (restored or lost its data); re-listing",
+		"revision", h.Revision, "known_revision", r.known, "raft_term", h.RaftTerm, "known_raft_term", r.term)
+	return true
+}
+
+// watchFailed reports whether wr ends the watch, logging why.
+func (r *etcdResolver) watchFailed(wr clientv3.WatchResponse) bool {
+	err := wr.Err()
+	switch {
+	case err == nil:
+		return r.timeTravel(wr.Header)
+	case wr.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted):
+		r.log.Info("etcdlb: watch compacted, re-listing", "compact_revision", wr.CompactRevision)
+		if h := r.opts.resolverHooks.Compacted; h != nil {
+			h(r.service)
+		}
+	default:
+		r.etcdError("watch", err)
+	}
+	return true
+}
+
+func (r *etcdResolver) apply(events []*clientv3.Event, ovr bool) {
+	for _, ev := range events {
+		key := string(ev.Kv.Key)
+		switch {
+		case ovr && ev.Type == mvccpb.DELETE:
+			delete(r.overrides, strings.TrimPrefix(key, r.ovrPrefix))
+		case ovr:
+			r.putOverride(ev.Kv)
+		case ev.Type == mvccpb.DELETE:
+			if _, ok := r.entries[key]; ok {
+				delete(r.entries, key)
+				r.keys = nil
+			}
+		default:
+			r.putEntry(ev.Kv, r.entries)
+		}
+	}
+}
+
+// putEntry decodes kv into r.entries. old holds the previous entries, so that
+// an unchanged rejected value is logged only once.
+func (r *etcdResolver) putEntry(kv *mvccpb.KeyValue, old map[string]*entry) {
+	key := string(kv.Key)
+	id := strings.TrimPrefix(key, r.svcPrefix)
+	if id == "" || strings.Contains(id, "/") {
+		return // another service's key: svc/sub/x belongs to svc/sub
+	}
+	v, err := DecodeValue(key, id, kv.Value)
+	prev := old[key]
+	if err != nil && (prev == nil || prev.err == nil || prev.err.Error() != err.Error()) {
+		r.rejected(err)
+	}
+	if _, ok := r.entries[key]; !ok {
+		r.keys = nil
+	}
+	r.entries[key] = &entry{id: id, val: v, err: err}
+}
+
+func (r *etcdResolver) putOverride(kv *mvccpb.KeyValue) {
+	key := string(kv.Key)
+	id := strings.TrimPrefix(key, r.ovrPrefix)
+	w, err := DecodeOverride(key, kv.Value)
+	if err != nil {
+		r.rejected(err)
+		delete(r.overrides, id)
+		return
+	}
+	r.overrides[id] = w
+}
+
+func (r *etcdResolver) rejected(err error) {
+	var ve *ValueError
+	if errors.As(err, &ve) {
+		r.log.Warn("etcdlb: skipping endpoint", "key", ve.Key, "reason", ve.Reason, "detail", ve.Detail)
+		if h := r.opts.resolverHooks.Rejected; h != nil {
+			h(r.service, string(ve.Reason))
+		}
+	}
+}
+
+func (r *etcdResolver) etcdError(op string, err error) {
+	r.log.Warn("etcdlb: etcd request failed; keeping the last endpoints", "op", op, "err", err)
+	if h := r.opts.resolverHooks.EtcdError; h != nil {
+		h(r.service, err)
+	}
+}
+
+func (r *etcdResolver) synced() {
+	if h := r.opts.resolverHooks.Synced; h != nil {
+		h(r.service, time.Now())
+	}
+}
+
+// endpoints returns the valid endpoints sorted by address. Of two keys with
+// the same address, the first in key order wins.
+func (r *etcdResolver) endpoints() (eps []resolver.Endpoint, rejected int) {
+	if r.keys == nil {
+		r.keys = slices.Sorted(maps.Keys(r.entries))
+	}
+	eps = make([]resolver.Endpoint, 0, len(r.keys))
+	seen := make(map[string]bool, len(r.keys))
+	for _, k := range r.keys {
+		e := r.entries[k]
+		if e.err != nil {
+			rejected++
+			continue
+		}
+		if seen[e.val.Addr] {
+			rejected++
+			continue
+		}
+		seen[e.val.Addr] = true
+		w := e.val.Weight
+		if ow, ok := r.overrides[e.id]; ok {
+			w = ow
+		}
+		if !e.epBuilt || e.epWeight != w {
+			a := e.val.Attrs()
+			a.Weight = w
+			e.ep, e.epBuilt, e.epWeight = endpoint.New(e.val.Addr, a), true, w
+		}
+		eps = append(eps, e.ep)
+	}
+	slices.SortFunc(eps, func(a, b resolver.Endpoint) int {
+		return strings.Compare(a.Addresses[0].Addr, b.Addresses[0].Addr)
+	})
+	return eps, rejected
+}
+
+// push sends the state to cc unless cc already has it.
+func (r *etcdResolver) push() {
+	eps, rejected := r.endpoints()
+	if r.sent && r.pushed != nil && sameEndpoints(eps, r.pushed) {
+		return
+	}
+	r.pushed = eps
+	r.sent = true
+	addrs := make([]resolver.Address, len(eps))
+	for i, ep := range eps {
+		addrs[i] = ep.Addresses[0]
+	}
+	err := r.cc.UpdateState(resolver.State{Endpoints: eps, Addresses: addrs})
+	if h := r.opts.resolverHooks.Update; h != nil {
+		h(r.service, len(eps))
+	}
+	if len(eps) == 0 {
+		msg := fmt.Sprintf("etcdlb: service %q has no endpoints in etcd under %q", r.service, r.svcPrefix)
+		if rejected > 0 {
+			msg += fmt.Sprintf(" (%d rejected, see the log)", rejected)
+		}
+		r.cc.ReportError(errors.New(msg))
+	} else if err != nil {
+		r.log.Debug("etcdlb: UpdateState", "err", err)
+	}
+}
+
+func sameEndpoints(a, b []resolver.Endpoint) bool {
+	return slices.EqualFunc(a, b, func(x, y resolver.Endpoint) bool {
+		return x.Addresses[0].Addr == y.Addresses[0].Addr && x.Attributes.Equal(y.Attributes)
+	})
+}

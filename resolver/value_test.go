@@ -1,0 +1,124 @@
+package resolver_test
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"go.etcd.io/etcd/client/v3/naming/endpoints"
+
+	"github.com/etcdlb/etcdlb/endpoint"
+	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
+)
+
+func TestDecodeValueFormats(t *testing.T) {
+	mgr, _ := json.Marshal(struct {
+		Op       endpoints.Operation
+		Addr     string
+		Metadata any
+	}{endpoints.Add, "10.0.0.1:80", map[string]string{"k": "v"}})
+	for _, tc := range []struct {
+		name, id, value string
+		want            etcdlbresolver.Value
+	}{
+		{"ours", "10.0.0.1:80", `{"addr":"10.0.0.1:80","weight":10,"zone":"eu-1a","metadata":{"k":"v"}}`,
+			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 10, Zone: "eu-1a", Metadata: map[string]string{"k": "v"}}},
+		{"ours default weight", "10.0.0.1:80", `{"addr":"10.0.0.1:80"}`,
+			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: endpoint.DefaultWeight}},
+		{"ours drained", "10.0.0.1:80", `{"addr":"10.0.0.1:80","weight":0}`,
+			etcdlbresolver.Value{Addr: "10.0.0.1:80"}},
+		{"ours max weight", "10.0.0.1:80", `{"addr":"10.0.0.1:80","weight":1000000}`,
+			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: endpoint.MaxWeight}},
+		{"ours integral exponent", "10.0.0.1:80", `{"addr":"10.0.0.1:80","weight":1e2}`,
+			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 100}},
+		{"manager", "10.0.0.1:80", string(mgr),
+			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 1, Metadata: map[string]string{"k": "v"}}},
+		{"manager free id and odd metadata", "instance-1", `{"Op":0,"Addr":"10.0.0.1:80","Metadata":[1,2]}`,
+			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 1}},
+		{"bare", "10.0.0.1:80", " 10.0.0.1:80\n", etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 1}},
+		{"bare hostname", "x", "backend-1.internal:8080", etcdlbresolver.Value{Addr: "backend-1.internal:8080", Weight: 1}},
+		{"ipv6", "[::1]:80", `{"addr":"[::1]:80"}`, etcdlbresolver.Value{Addr: "[::1]:80", Weight: 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := etcdlbresolver.DecodeValue("svc/"+tc.id, tc.id, []byte(tc.value))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("DecodeValue (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestEncodeValueRoundTrip(t *testing.T) {
+	for _, v := range []etcdlbresolver.Value{
+		{Addr: "10.0.0.1:80", Weight: 0},
+		{Addr: "10.0.0.1:80", Weight: 7, Zone: "z", Metadata: map[string]string{"a": "b"}},
+	} {
+		b, err := etcdlbresolver.EncodeValue(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := etcdlbresolver.DecodeValue("k", v.Addr, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(v, got); diff != "" {
+			t.Errorf("round trip of %s (-want +got):\n%s", b, diff)
+		}
+	}
+	for _, v := range []etcdlbresolver.Value{{Addr: ""}, {Addr: "x:1", Weight: endpoint.MaxWeight + 1}} {
+		if _, err := etcdlbresolver.EncodeValue(v); err == nil {
+			t.Errorf("EncodeValue(%+v) succeeded", v)
+		}
+	}
+}
+
+func TestDecodeOverride(t *testing.T) {
+	for v, want := range map[string]int{`{"weight":5}`: 5, `{"weight":0}`: 0, `{"weight":-1}`: -1,
+		`{"weight":1.5}`: -1, `{}`: -1, `5`: -1, `{"weight":"5"}`: -1, ``: -1} {
+		w, err := etcdlbresolver.DecodeOverride("k", []byte(v))
+		if (err != nil) != (want < 0) || err == nil && int(w) != want {
+			t.Errorf("DecodeOverride(%q) = %d, %v; want %d", v, w, err, want)
+		}
+	}
+}
+
+// FuzzDecodeValue checks that no value panics, and that every accepted value
+// is a valid endpoint that encodes and decodes to itself.
+func FuzzDecodeValue(f *testing.F) {
+	for _, s := range []string{
+		`{"addr":"10.0.0.1:80","weight":10,"zone":"eu-1a","metadata":{"k":"v"}}`,
+		`{"Op":0,"Addr":"10.0.0.1:80","Metadata":{"k":"v"}}`,
+		`{"Op":1,"Addr":"10.0.0.1:80"}`,
+		`10.0.0.1:80`, `[::1]:80`, ``, `{`, `{"addr":null}`, `{"weight":-0}`,
+		`{"addr":"10.0.0.1:80","weight":1e400}`, `{"addr":"10.0.0.1:80","addr":"x"}`,
+		`{"addr":"a:1","Addr":"b:1"}`, `{"addr":"10.0.0.1:80","metadata":null,"zone":null}`,
+	} {
+		f.Add("10.0.0.1:80", []byte(s))
+	}
+	f.Fuzz(func(t *testing.T, id string, value []byte) {
+		v, err := etcdlbresolver.DecodeValue("svc/"+id, id, value)
+		if err != nil {
+			if _, ok := err.(*etcdlbresolver.ValueError); !ok {
+				t.Fatalf("error %T, want *ValueError", err)
+			}
+			return
+		}
+		if v.Weight > endpoint.MaxWeight {
+			t.Fatalf("accepted weight %d", v.Weight)
+		}
+		b, err := etcdlbresolver.EncodeValue(v)
+		if err != nil {
+			t.Fatalf("accepted %q but cannot encode %+v: %v", value, v, err)
+		}
+		v2, err := etcdlbresolver.DecodeValue("svc/"+v.Addr, v.Addr, b)
+		if err != nil {
+			t.Fatalf("re-decode %s: %v", b, err)
+		}
+		if diff := cmp.Diff(v, v2); diff != "" {
+			t.Fatalf("round trip (-first +second):\n%s", diff)
+		}
+	})
+}
