@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	v3orcapb "github.com/cncf/xds/go/xds/data/orca/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/leastrequest"
 	"google.golang.org/grpc/balancer/pickfirst"
@@ -23,6 +24,7 @@ import (
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/fakecc"
+	"github.com/etcdlb/etcdlb/metrics"
 )
 
 // policyCase is one policy under benchmark, built by its registered name.
@@ -37,12 +39,26 @@ type policyCase struct {
 	// grpc: one of grpc-go's policies built on endpointsharding, whose
 	// time to READY grows with N²; -short skips it at N = 10,000.
 	grpc bool
+	// metrics: the resolver state carries a metrics.Metrics, so the policy
+	// counts every pick; the case is named name+"+metrics".
+	metrics bool
+}
+
+// label names the case in benchmark and test names.
+func (pc policyCase) label() string {
+	if pc.metrics {
+		return pc.name + "+metrics"
+	}
+	return pc.name
 }
 
 var policies = []policyCase{
 	{name: etcdlb.RoundRobinName, config: `{"localZoneMinReady":1}`},
 	{name: etcdlb.WeightedName, config: `{"localZoneMinReady":1}`, weighted: true},
 	{name: etcdlb.LeastInflightName, config: `{"localZoneMinReady":1,"choiceCount":2}`},
+	{name: etcdlb.RoundRobinName, config: `{"localZoneMinReady":1}`, metrics: true},
+	{name: etcdlb.WeightedName, config: `{"localZoneMinReady":1}`, weighted: true, metrics: true},
+	{name: etcdlb.LeastInflightName, config: `{"localZoneMinReady":1,"choiceCount":2}`, metrics: true},
 	{name: roundrobin.Name, config: `{}`, grpc: true},
 	// Weights come from the ORCA load reports passed to Done: no blackout,
 	// recomputed every 100 ms (grpc-go's minimum).
@@ -64,7 +80,7 @@ func addrOf(i int) string {
 // its weight (grpc's weight attribute, which weighted_round_robin ignores)
 // and its zone, and the addresses are listed flat too, as etcdlb's resolver
 // does.
-func resolverState(n int) resolver.State {
+func resolverState(n int, withMetrics bool) resolver.State {
 	s := resolver.State{
 		Endpoints: make([]resolver.Endpoint, n),
 		Addresses: make([]resolver.Address, n),
@@ -72,6 +88,13 @@ func resolverState(n int) resolver.State {
 	for i := range n {
 		s.Endpoints[i] = endpoint.New(addrOf(i), endpoint.Attrs{Weight: weightOf(i), Zone: zones[i%2]})
 		s.Addresses[i] = s.Endpoints[i].Addresses[0]
+	}
+	if withMetrics {
+		m, err := metrics.New(prometheus.NewRegistry())
+		if err != nil {
+			panic(err) // a fresh registry cannot hold etcdlb's collectors already
+		}
+		s = metrics.Attach(s, m)
 	}
 	return s
 }
@@ -134,7 +157,7 @@ func newHarness(pc policyCase, n int) *harness {
 		pc:         pc,
 		n:          n,
 		index:      make(map[string]int, n),
-		state:      resolverState(n),
+		state:      resolverState(n, pc.metrics),
 		subConns:   make([]subConn, n),
 		stCh:       make(chan struct{}),
 	}

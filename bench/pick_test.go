@@ -30,7 +30,7 @@ var sizes = []int{3, 100, 1000, 10000}
 // READY over 10,000 endpoints, so they run at that size only with -grpc10k.
 func BenchmarkPick(b *testing.B) {
 	for _, pc := range policies {
-		b.Run("policy="+pc.name, func(b *testing.B) {
+		b.Run("policy="+pc.label(), func(b *testing.B) {
 			for _, n := range sizes {
 				b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 					if pc.grpc && n >= 10000 && !*grpc10k {
@@ -100,7 +100,7 @@ func BenchmarkReady(b *testing.B) {
 		if pc.single {
 			continue // pick_first connects to one endpoint only
 		}
-		b.Run("policy="+pc.name, func(b *testing.B) {
+		b.Run("policy="+pc.label(), func(b *testing.B) {
 			for _, n := range []int{1000, 10000} {
 				b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 					if _, ok := fake[n]; !ok {
@@ -192,7 +192,7 @@ func BenchmarkSharedCounter(b *testing.B) {
 // RPCs without error.
 func TestHarness(t *testing.T) {
 	for _, pc := range policies {
-		t.Run(pc.name, func(t *testing.T) {
+		t.Run(pc.label(), func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(pc, 3)
 			defer h.close()
