@@ -1,6 +1,14 @@
 package main
 
 import (
+	"net"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/etcdlb/etcdlb/metrics"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -64,6 +72,8 @@ type demoConfig struct {
 	refresh time.Duration // view refresh and stats window
 	forever bool
 	tty     bool
+	// metricsAddr is the listen address of the metrics endpoint.
+	metricsAddr string
 }
 
 func runDemo(c *command, e *env, args []string) int {
@@ -71,6 +81,7 @@ func runDemo(c *command, e *env, args []string) int {
 	short := fs.Bool("short", false, "run each step only until its check passes (about 15s in all)")
 	forever := fs.Bool("forever", false, "keep running after the scenario until Ctrl-C")
 	step := fs.Duration("step", 8*time.Second, "how long each step of the scenario lasts")
+	metricsAddr := fs.String("metrics-addr", "127.0.0.1:0", "where to serve the Prometheus metrics (/metrics); port 0 picks a free one")
 	pos, code, done := parse(e, c, fs, args)
 	if done {
 		return code
@@ -79,7 +90,7 @@ func runDemo(c *command, e *env, args []string) int {
 		fmt.Fprintf(e.stderr, "etcdlb demo: unexpected argument %q\n", pos[0])
 		return exitUsage
 	}
-	cfg := demoConfig{step: *step, refresh: 500 * time.Millisecond, forever: *forever, tty: isTerminal(os.Stdout)}
+	cfg := demoConfig{step: *step, refresh: 500 * time.Millisecond, forever: *forever, tty: isTerminal(os.Stdout), metricsAddr: *metricsAddr}
 	if *short {
 		cfg.step, cfg.refresh = 0, 250*time.Millisecond
 	}
@@ -105,6 +116,9 @@ type demo struct {
 	conns    []*grpc.ClientConn
 	stats    *stats
 	view     *view
+
+	metricsSrv *http.Server
+	metricsURL string
 
 	stopLoad func()
 }
@@ -151,6 +165,15 @@ func (d *demo) start() error {
 		return fmt.Errorf("etcd client: %w", err)
 	}
 	quiet := resolver.WithLogger(slog.New(slog.DiscardHandler))
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+	withMetrics := resolver.WithMetrics(m)
+	if err := d.serveMetrics(reg); err != nil {
+		return err
+	}
 	d.backends = []*demoBackend{
 		{name: "a1", zone: "a", weight: 10, delay: 2 * time.Millisecond},
 		{name: "a2", zone: "a", weight: 20, delay: 2 * time.Millisecond},
@@ -169,7 +192,7 @@ func (d *demo) start() error {
 		b.reg, err = resolver.Register(ctx, d.cli, resolver.Registration{
 			Service: demoService, Addr: b.srv.Addr, Weight: b.weight, Zone: b.zone,
 			Metadata: map[string]string{"name": b.name},
-		}, resolver.WithTTL(5*time.Second), quiet)
+		}, resolver.WithTTL(5*time.Second), quiet, withMetrics)
 		if err != nil {
 			return fmt.Errorf("register %s: %w", b.name, err)
 		}
@@ -178,7 +201,7 @@ func (d *demo) start() error {
 	for _, p := range demoPolicies {
 		sc := fmt.Sprintf(`{"loadBalancingConfig":[{%q:{"localZone":"a"}}]}`, p)
 		conn, err := grpc.NewClient("etcd:///"+demoService,
-			grpc.WithResolvers(resolver.NewBuilder(d.cli, quiet)),
+			grpc.WithResolvers(resolver.NewBuilder(d.cli, quiet, withMetrics)),
 			grpc.WithDefaultServiceConfig(sc),
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			// Reconnect within a second when a killed backend comes back,
@@ -193,8 +216,20 @@ func (d *demo) start() error {
 	}
 	d.view = newView(d)
 	d.startLoad()
-	// TODO(metrics issue): serve the Prometheus metrics of the clients here
-	// and print their URL next to the etcd endpoint.
+	return nil
+}
+
+// serveMetrics serves reg on /metrics at the configured address.
+func (d *demo) serveMetrics(reg *prometheus.Registry) error {
+	lis, err := net.Listen("tcp", d.cfg.metricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics: listen on %s: %w", d.cfg.metricsAddr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	d.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	d.metricsURL = "http://" + lis.Addr().String() + "/metrics"
+	go d.metricsSrv.Serve(lis)
 	return nil
 }
 
@@ -252,6 +287,9 @@ func (d *demo) shutdown() {
 		if b.srv != nil {
 			b.srv.Stop()
 		}
+	}
+	if d.metricsSrv != nil {
+		d.metricsSrv.Close()
 	}
 	if d.cli != nil {
 		d.cli.Close()

@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"time"
 
 	"github.com/etcdlb/etcdlb/resolver"
@@ -131,7 +134,42 @@ func (d *demo) scenario(ctx context.Context) (failed int) {
 			}
 		}
 	}
+	if ok, saw := d.checkMetrics(ctx); ok {
+		d.view.say("PASS the metrics endpoint reports every policy's picks and the registrations (" + saw + ")")
+	} else {
+		d.view.say("FAIL the metrics endpoint: " + saw)
+		failed++
+	}
 	return failed
+}
+
+// checkMetrics reads the demo's own /metrics as Prometheus would.
+func (d *demo) checkMetrics(ctx context.Context) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.metricsURL, nil)
+	if err != nil {
+		return false, err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false, err.Error()
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return false, err.Error()
+	}
+	text := string(body)
+	for _, p := range demoPolicies {
+		if !strings.Contains(text, `etcdlb_balancer_picks_total{endpoint="`) || !strings.Contains(text, `policy="`+p+`"`) {
+			return false, "no picks_total series for " + p
+		}
+	}
+	if !strings.Contains(text, `etcdlb_registration_state{addr=`) {
+		return false, "no etcdlb_registration_state series"
+	}
+	return true, fmt.Sprintf("%d bytes from %s", len(body), d.metricsURL)
 }
 
 // waitFor waits, at most timeout, for two windows in a row that pass c and

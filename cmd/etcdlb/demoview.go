@@ -102,6 +102,7 @@ func (v *view) nextWindow(ctx context.Context) (window, bool) {
 func (v *view) header() {
 	ep := strings.Join(v.d.etcd.Endpoints(), ",")
 	v.say(fmt.Sprintf("etcd is at %s; from another terminal try: etcdlb ls %s --endpoints=%s", ep, demoService, ep))
+	v.say("Prometheus metrics of the clients, resolvers and registrations: " + v.d.metricsURL)
 }
 
 // setStep shows a new step of the scenario.
