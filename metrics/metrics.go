@@ -262,7 +262,7 @@ type source struct {
 // balancerCollector reads every live policy instance at scrape time and
 // sums series with the same labels (two ClientConns of one service).
 type balancerCollector struct {
-	endpointLabels                      bool
+	endpointLabels                              bool
 	picks, inflight, weight, endpoints, spilled *prometheus.Desc
 
 	mu      sync.Mutex

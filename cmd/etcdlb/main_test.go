@@ -73,10 +73,10 @@ func TestDemoShort(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("etcdlb demo --short: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
-	if got := strings.Count(r.stdout, "PASS "); got != 6 {
-		t.Errorf("etcdlb demo --short: %d checks passed, want 6\n%s", got, r.stdout)
+	if got := strings.Count(r.stdout, "PASS "); got != 7 {
+		t.Errorf("etcdlb demo --short: %d checks passed, want 7 (six steps and the metrics)\n%s", got, r.stdout)
 	}
-	for _, want := range []string{"etcd is at http://127.0.0.1:", "done: every check passed"} {
+	for _, want := range []string{"etcd is at http://127.0.0.1:", "metrics of the clients, resolvers and registrations: http://127.0.0.1:", "done: every check passed"} {
 		if !strings.Contains(r.stdout, want) {
 			t.Errorf("etcdlb demo --short: output lacks %q\n%s", want, r.stdout)
 		}
