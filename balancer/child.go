@@ -3,7 +3,6 @@ package balancer
 import (
 	"strings"
 	"sync"
-	"sync/atomic"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/pickfirst"
@@ -24,22 +23,20 @@ type child struct {
 	// Immutable.
 	parent *lb
 	addr   string // for error messages: the endpoint's addresses
+	// done ends an RPC picked on this endpoint. Bound once, so a pick does
+	// not allocate; nil when the policy keeps no per-RPC state.
+	done func(balancer.DoneInfo)
 
 	// Accessed atomically, on the pick path; on a cache line of their own.
 	// They outlive pickers, so an RPC that ends after a rebuild decrements
-	// the counter it incremented.
-	inflight picker.Inflight // counted by least-inflight pickers
-	picks    atomic.Uint64   // counted when metrics are on
+	// the counter it incremented, and picks add up across pickers.
+	counters picker.Counters
 	_        [48]byte
 
 	// Guarded by parent.mu.
 	attrs   endpoint.Attrs
 	state   balancer.State
 	removed bool
-	// done ends an RPC picked on this endpoint: one of the methods below,
-	// bound once, so a pick does not allocate; nil when the policy keeps no
-	// per-RPC state.
-	done func(balancer.DoneInfo)
 
 	// lbMu serializes calls into pick_first, which top-down calls and
 	// exitIdle goroutines would otherwise make concurrently.
@@ -59,30 +56,11 @@ func (b *lb) newChild(ep resolver.Endpoint) *child {
 		addr:       strings.Join(addrs, ","),
 		state:      balancer.State{ConnectivityState: connectivity.Connecting},
 	}
-	c.setDoneLocked(b.policy.leastInflight, b.metrics != nil)
+	if b.policy.leastInflight {
+		c.done = c.counters.Done
+	}
 	c.lb = balancer.Get(pickfirst.Name).Build(c, b.opts)
 	return c
-}
-
-// setDoneLocked chooses what ending an RPC does.
-func (c *child) setDoneLocked(countInflight, countPicks bool) {
-	switch {
-	case countInflight && countPicks:
-		c.done = c.doneInflightCounted
-	case countInflight:
-		c.done = c.inflight.Done
-	case countPicks:
-		c.done = c.doneCounted
-	default:
-		c.done = nil
-	}
-}
-
-func (c *child) doneCounted(balancer.DoneInfo) { c.picks.Add(1) }
-
-func (c *child) doneInflightCounted(di balancer.DoneInfo) {
-	c.inflight.Done(di)
-	c.picks.Add(1)
 }
 
 // UpdateState receives the pick_first child's state.

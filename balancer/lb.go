@@ -46,6 +46,9 @@ type lb struct {
 	rebuilding bool // a goroutine is rebuilding the picker
 	closed     bool
 	spilled    bool // the last picker left the local zone
+	// current is the picker in use, whose picks are folded into the
+	// children's counters when it is replaced (see picker.Picks).
+	current balancer.Picker
 	// metrics is the handle of the Metrics attached to the resolver's
 	// state (see metrics.Attach); nil when there are none.
 	metrics    *metrics.Balancer
@@ -220,7 +223,7 @@ func (b *lb) rebuildLocked() {
 				Picker:   c.state.Picker,
 				Weight:   c.attrs.Weight,
 				Zone:     c.attrs.Zone,
-				Inflight: &c.inflight,
+				Counters: &c.counters,
 				Done:     c.done,
 			})
 		case connectivity.TransientFailure:
@@ -235,13 +238,18 @@ func (b *lb) rebuildLocked() {
 	}
 	wasSpilled := b.spilled
 	b.spilled = false
+	// A round robin or weighted picker counts its picks in its sequence;
+	// they are kept as it retires. Picks made on it after this are not.
+	picker.Picks(b.current, func(e *picker.Endpoint, n uint64) { e.Counters.AddPicks(n) })
+	b.current = nil
 	switch {
 	case len(ready) > 0:
 		sel := picker.Select(ready, b.cfg.LocalZone, b.cfg.LocalZoneMinReady)
 		b.spilled = sel.Spilled
+		b.current = b.policy.newPicker(sel.Endpoints, b.cfg)
 		b.cc.UpdateState(balancer.State{
 			ConnectivityState: connectivity.Ready,
-			Picker:            b.policy.newPicker(sel.Endpoints, b.cfg),
+			Picker:            b.current,
 		})
 	case pending > 0:
 		// Picks wait for a child to become ready.
@@ -286,9 +294,6 @@ func (b *lb) setMetricsLocked(m *metrics.Metrics) {
 	if m != nil {
 		b.metrics = m.Balancer(b.policy.name, strings.TrimPrefix(b.opts.Target.Endpoint(), "/"), (*endpointSource)(b))
 	}
-	for _, c := range b.order {
-		c.setDoneLocked(b.policy.leastInflight, m != nil)
-	}
 }
 
 // endpointSource reports the children's states to the metrics at scrape
@@ -299,8 +304,11 @@ func (s *endpointSource) Endpoints(report func(metrics.EndpointState)) {
 	b := (*lb)(s)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	current := map[*picker.Counters]uint64{}
+	picker.Picks(b.current, func(e *picker.Endpoint, n uint64) { current[e.Counters] += n })
 	for _, c := range b.order {
-		e := metrics.EndpointState{Addr: c.addr, Zone: c.attrs.Zone, Weight: c.attrs.Weight, Picks: c.picks.Load(), Spilled: b.spilled}
+		e := metrics.EndpointState{Addr: c.addr, Zone: c.attrs.Zone, Weight: c.attrs.Weight,
+			Picks: c.counters.Picks() + current[&c.counters], Spilled: b.spilled}
 		switch c.state.ConnectivityState {
 		case connectivity.Ready:
 			e.State = "ready"
@@ -313,7 +321,7 @@ func (s *endpointSource) Endpoints(report func(metrics.EndpointState)) {
 			e.State = "connecting"
 		}
 		if b.policy.leastInflight {
-			e.Inflight, e.HasInflight = c.inflight.Load(), true
+			e.Inflight, e.HasInflight = c.counters.Inflight(), true
 		}
 		report(e)
 	}

@@ -6,10 +6,11 @@
 //	builder := resolver.NewBuilder(cli, resolver.WithMetrics(m))
 //
 // The resolver passes m on to the policies of every ClientConn it serves
-// (through Attach), so one option turns on all three families. Counting
-// costs the pick path one atomic add per call on a counter of the picked
-// endpoint; everything else is computed at scrape time or when a picker is
-// rebuilt.
+// (through Attach), so one option turns on all three families. The pick
+// path does nothing for metrics: round robin and weighted picks are counted
+// from the pickers' own sequence counters at scrape time, least-inflight's
+// beside its in-flight counter; everything else is computed at scrape time
+// or when a picker is rebuilt.
 package metrics
 
 import (
