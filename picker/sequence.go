@@ -65,8 +65,6 @@ func (s *sequence) next() uint32 {
 // on one stripe, so a goroutine picking alone sees an exact round robin.
 // Goroutines have separate stacks, so concurrent pickers mostly land on
 // different stripes.
-//
-//go:noinline
 func stackStripe() uint32 {
 	var b byte
 	addr := uint64(uintptr(unsafe.Pointer(&b)))
