@@ -306,3 +306,60 @@ func TestResolverAndRegistrationMetrics(t *testing.T) {
 	}
 	lint(t, reg)
 }
+
+func TestZoneSpillCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := backend(t)
+	// The client's zone is z9; the only endpoint is in z1: picks spill.
+	r := static.New("spill", endpoint.New(a.Addr, endpoint.Attrs{Weight: 1, Zone: "z1"})).WithMetrics(m)
+	conn, err := grpc.NewClient("spill:///echo", grpc.WithResolvers(r),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"etcdlb_round_robin":{"localZone":"z9"}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := testgrpc.NewTestServiceClient(conn).EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := value(t, reg, "etcdlb_balancer_zone_spilled", map[string]string{"service": "echo"}); v != 1 {
+		t.Errorf("zone_spilled = %v, want 1", v)
+	}
+	if v, _ := value(t, reg, "etcdlb_balancer_zone_spills_total", map[string]string{"service": "echo"}); v != 1 {
+		t.Errorf("zone_spills_total = %v, want 1", v)
+	}
+}
+
+// TestLeaseLossCounted revokes a registration's lease from outside: the
+// failure and the re-registration are counted.
+func TestLeaseLossCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd := embedetcd.StartT(t, embedetcd.Options{})
+	cli := etcd.ClientT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := etcdlbresolver.Register(ctx, cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1"},
+		etcdlbresolver.WithMetrics(m), etcdlbresolver.WithTTL(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	waitFor(t, "registered", func() bool { return r.State() == etcdlbresolver.Registered })
+	if _, err := cli.Revoke(ctx, r.Lease()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the lease failure and the re-registration counted", func() bool {
+		f, _ := value(t, reg, "etcdlb_registration_lease_failures_total", map[string]string{"service": "echo"})
+		rr, _ := value(t, reg, "etcdlb_registration_reregistrations_total", map[string]string{"service": "echo"})
+		return f >= 1 && rr >= 1
+	})
+	lint(t, reg)
+}

@@ -384,7 +384,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 				}
 				failures = 0
 				if kv == nil {
-					r.log.Warn("etcdlb: key deleted from outside; re-registering")
+					r.leaseFailed(lease, errKeyDeleted)
 					r.revoke(lease)
 					return
 				}
@@ -404,7 +404,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 					continue
 				}
 				if ev.Type == mvccpb.DELETE {
-					r.log.Warn("etcdlb: key deleted from outside; re-registering")
+					r.leaseFailed(lease, errKeyDeleted)
 					r.revoke(lease)
 					return
 				}
@@ -501,6 +501,10 @@ func (r *Registrar) get(ctx context.Context) (*mvccpb.KeyValue, error) {
 	}
 	return resp.Kvs[0], nil
 }
+
+// errKeyDeleted is why a registration whose key vanished is written again:
+// its lease was revoked, or someone deleted the key.
+var errKeyDeleted = errors.New("key deleted from outside (lease revoked, or deleted by hand)")
 
 func (r *Registrar) leaseFailed(lease clientv3.LeaseID, err error) {
 	if r.ctx.Err() != nil {
