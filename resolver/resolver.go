@@ -128,7 +128,7 @@ func (r *etcdResolver) run() {
 				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v%s", r.svcPrefix, err, r.connState(err)))
 				r.sent = true
 			}
-			if !r.sleep(r.opts.backoff(failures)) {
+			if !sleepCtx(r.ctx, r.opts.backoff(failures)) {
 				return
 			}
 			failures++
@@ -149,7 +149,7 @@ func (r *etcdResolver) run() {
 		if h := r.opts.resolverHooks.WatchRestart; h != nil {
 			h(r.service)
 		}
-		if !r.sleep(r.opts.backoff(failures) / 4) {
+		if !sleepCtx(r.ctx, r.opts.backoff(failures) / 4) {
 			return
 		}
 	}
@@ -165,18 +165,6 @@ func (r *etcdResolver) connState(err error) string {
 		return fmt.Sprintf(" (etcd connection %s)", conn.GetState())
 	}
 	return ""
-}
-
-// sleep waits d or until Close; it reports false on Close.
-func (r *etcdResolver) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.ctx.Done():
-		return false
-	}
 }
 
 // list reads the endpoints and overrides at one revision, replaces the state
