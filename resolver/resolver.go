@@ -149,7 +149,7 @@ func (r *etcdResolver) run() {
 		if h := r.opts.resolverHooks.WatchRestart; h != nil {
 			h(r.service)
 		}
-		if !sleepCtx(r.ctx, r.opts.backoff(failures) / 4) {
+		if !sleepCtx(r.ctx, r.opts.backoff(failures)/4) {
 			return
 		}
 	}
