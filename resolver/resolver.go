@@ -64,6 +64,7 @@ func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 
 // entry is one key under the service prefix.
 type entry struct {
+	key string
 	id  string // last key segment
 	val Value
 	err error // non-nil: rejected
@@ -91,7 +92,7 @@ type etcdResolver struct {
 
 	// Owned by run.
 	entries   map[string]*entry // by key
-	keys      []string          // sorted keys of entries; nil when stale
+	sorted    []*entry          // entries by address, then key; nil when stale
 	overrides map[string]uint32 // by id
 	known     int64             // highest revision seen
 	term      uint64            // highest raft term seen
@@ -187,7 +188,7 @@ func (r *etcdResolver) list() (int64, error) {
 	r.known, r.term = resp.Header.Revision, resp.Header.RaftTerm
 	old := r.entries
 	r.entries = make(map[string]*entry, len(old))
-	r.keys = nil
+	r.sorted = nil
 	r.overrides = make(map[string]uint32)
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		r.putEntry(kv, old)
@@ -317,7 +318,7 @@ func (r *etcdResolver) apply(events []*clientv3.Event, ovr bool) {
 		case ev.Type == mvccpb.DELETE:
 			if _, ok := r.entries[key]; ok {
 				delete(r.entries, key)
-				r.keys = nil
+				r.sorted = nil
 			}
 		default:
 			r.putEntry(ev.Kv, r.entries)
@@ -338,10 +339,16 @@ func (r *etcdResolver) putEntry(kv *mvccpb.KeyValue, old map[string]*entry) {
 	if err != nil && (prev == nil || prev.err == nil || prev.err.Error() != err.Error()) {
 		r.rejected(err)
 	}
-	if _, ok := r.entries[key]; !ok {
-		r.keys = nil
+	if cur, ok := r.entries[key]; ok {
+		// In place, so that r.sorted stays valid unless the address moved.
+		if cur.val.Addr != v.Addr {
+			r.sorted = nil
+		}
+		*cur = entry{key: key, id: id, val: v, err: err}
+		return
 	}
-	r.entries[key] = &entry{id: id, val: v, err: err}
+	r.sorted = nil
+	r.entries[key] = &entry{key: key, id: id, val: v, err: err}
 }
 
 func (r *etcdResolver) putOverride(kv *mvccpb.KeyValue) {
@@ -382,22 +389,22 @@ func (r *etcdResolver) synced() {
 // endpoints returns the valid endpoints sorted by address. Of two keys with
 // the same address, the first in key order wins.
 func (r *etcdResolver) endpoints() (eps []resolver.Endpoint, rejected int) {
-	if r.keys == nil {
-		r.keys = slices.Sorted(maps.Keys(r.entries))
+	if r.sorted == nil {
+		r.sorted = slices.SortedFunc(maps.Values(r.entries), func(a, b *entry) int {
+			if c := strings.Compare(a.val.Addr, b.val.Addr); c != 0 {
+				return c
+			}
+			return strings.Compare(a.key, b.key)
+		})
 	}
-	eps = make([]resolver.Endpoint, 0, len(r.keys))
-	seen := make(map[string]bool, len(r.keys))
-	for _, k := range r.keys {
-		e := r.entries[k]
-		if e.err != nil {
+	eps = make([]resolver.Endpoint, 0, len(r.sorted))
+	prev := ""
+	for _, e := range r.sorted {
+		if e.err != nil || e.val.Addr == prev {
 			rejected++
 			continue
 		}
-		if seen[e.val.Addr] {
-			rejected++
-			continue
-		}
-		seen[e.val.Addr] = true
+		prev = e.val.Addr
 		w := e.val.Weight
 		if ow, ok := r.overrides[e.id]; ok {
 			w = ow
@@ -409,9 +416,6 @@ func (r *etcdResolver) endpoints() (eps []resolver.Endpoint, rejected int) {
 		}
 		eps = append(eps, e.ep)
 	}
-	slices.SortFunc(eps, func(a, b resolver.Endpoint) int {
-		return strings.Compare(a.Addresses[0].Addr, b.Addresses[0].Addr)
-	})
 	return eps, rejected
 }
 
