@@ -20,7 +20,7 @@ type options struct {
 	requestTimeout  time.Duration
 	resolveNowEvery time.Duration
 	ttl             time.Duration
-	progressEvery   time.Duration
+	revisionCheckEvery   time.Duration
 	resolverHooks   hooks.Resolver
 	regHooks        hooks.Registration
 }
@@ -33,7 +33,7 @@ func newOptions(opts []Option) options {
 		requestTimeout:  5 * time.Second,
 		resolveNowEvery: time.Second,
 		ttl:             10 * time.Second,
-		progressEvery:   5 * time.Second,
+		revisionCheckEvery:   5 * time.Second,
 	}
 	for _, opt := range opts {
 		opt(&o)

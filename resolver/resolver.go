@@ -213,7 +213,7 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 	// A small read now and then shows a revision or a raft term that went
 	// back: etcd lost its data, and a watch on a future revision would wait
 	// for keys that never reach it. (etcd sends no progress to such a watch.)
-	progress := time.NewTicker(r.opts.progressEvery)
+	progress := time.NewTicker(r.opts.revisionCheckEvery)
 	defer progress.Stop()
 	for {
 		var (
@@ -270,10 +270,11 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 // wentBack reports whether etcd's revision or raft term is now below what
 // the resolver has seen.
 func (r *etcdResolver) wentBack(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, min(r.opts.requestTimeout, r.opts.progressEvery))
+	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
+		r.log.Debug("etcdlb: revision check failed", "err", err)
 		return false // the watch reports trouble of its own
 	}
 	return r.timeTravel(resp.Header)
