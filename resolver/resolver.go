@@ -213,8 +213,8 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 	// A small read now and then shows a revision or a raft term that went
 	// back: etcd lost its data, and a watch on a future revision would wait
 	// for keys that never reach it. (etcd sends no progress to such a watch.)
-	progress := time.NewTicker(r.opts.revisionCheckEvery)
-	defer progress.Stop()
+	check := time.NewTicker(r.opts.revisionCheckEvery)
+	defer check.Stop()
 	for {
 		var (
 			wr  clientv3.WatchResponse
@@ -238,7 +238,7 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 			continue
 		case <-resolveLater:
 			return false, progressed
-		case <-progress.C:
+		case <-check.C:
 			if r.wentBack(ctx) {
 				return true, progressed
 			}
