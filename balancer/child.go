@@ -23,14 +23,15 @@ type child struct {
 	// Immutable.
 	parent *lb
 	addr   string // for error messages: the endpoint's addresses
-	// done ends an RPC picked on this endpoint. Made once, so a pick does
+	// done ends an RPC picked on this endpoint. Bound once, so a pick does
 	// not allocate; nil when the policy keeps no per-RPC state.
 	done func(balancer.DoneInfo)
 
-	// Accessed atomically. In-flight RPCs, counted by least-inflight
-	// pickers; it outlives them, so an RPC that ends after a rebuild
-	// decrements the counter it incremented.
-	inflight picker.Inflight
+	// Accessed atomically, on the pick path; on a cache line of their own.
+	// They outlive pickers, so an RPC that ends after a rebuild decrements
+	// the counter it incremented, and picks add up across pickers.
+	counters picker.Counters
+	_        [48]byte
 
 	// Guarded by parent.mu.
 	attrs   endpoint.Attrs
@@ -56,7 +57,7 @@ func (b *lb) newChild(ep resolver.Endpoint) *child {
 		state:      balancer.State{ConnectivityState: connectivity.Connecting},
 	}
 	if b.policy.leastInflight {
-		c.done = c.inflight.Done
+		c.done = c.counters.Done
 	}
 	c.lb = balancer.Get(pickfirst.Name).Build(c, b.opts)
 	return c

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 
 	"google.golang.org/grpc/serviceconfig"
 
@@ -15,8 +17,8 @@ import (
 //
 //	{"loadBalancingConfig":[{"etcdlb_weighted":{"localZone":"eu-1a"}}]}
 //
-// Unknown fields are rejected, so that a misspelt field is an error rather
-// than a silently ignored setting.
+// Unknown fields, and fields in the wrong case, are rejected, so that a
+// misspelt field is an error rather than a silently ignored setting.
 type Config struct {
 	serviceconfig.LoadBalancingConfig `json:"-"`
 
@@ -38,6 +40,9 @@ type Config struct {
 
 const maxZoneLength = 256
 
+// configFields are the JSON names of Config's fields.
+var configFields = []string{"localZone", "localZoneMinReady", "choiceCount"}
+
 func defaultConfig(p *policy) *Config {
 	c := &Config{LocalZoneMinReady: 1}
 	if p.leastInflight {
@@ -53,13 +58,19 @@ func parseConfig(p *policy, js json.RawMessage) (*Config, error) {
 	if len(bytes.TrimSpace(js)) == 0 {
 		return c, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(js))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
+	// Field names are checked exactly: encoding/json matches them without
+	// regard to case, which would let "localzone" through.
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(js, &fields); err != nil {
 		return nil, fmt.Errorf("%s: config %s: %w", p.name, js, err)
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("%s: config %s: trailing data after the JSON object", p.name, js)
+	for name := range fields {
+		if !slices.Contains(configFields, name) {
+			return nil, fmt.Errorf("%s: config field %q: unknown; the fields are %s", p.name, name, strings.Join(configFields, ", "))
+		}
+	}
+	if err := json.Unmarshal(js, c); err != nil {
+		return nil, fmt.Errorf("%s: config %s: %w", p.name, js, err)
 	}
 	switch {
 	case len(c.LocalZone) > maxZoneLength:

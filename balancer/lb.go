@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/balancer/base"
 	"google.golang.org/grpc/balancer/pickfirst"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/metrics"
 	"github.com/etcdlb/etcdlb/picker"
 )
 
@@ -42,6 +45,14 @@ type lb struct {
 	dirty      bool
 	rebuilding bool // a goroutine is rebuilding the picker
 	closed     bool
+	spilled    bool // the last picker left the local zone
+	// current is the picker in use, whose picks are folded into the
+	// children's counters when it is replaced (see picker.Picks).
+	current balancer.Picker
+	// metrics is the handle of the Metrics attached to the resolver's
+	// state (see metrics.Attach); nil when there are none.
+	metrics    *metrics.Balancer
+	metricsSrc *metrics.Metrics
 }
 
 func newBalancer(cc balancer.ClientConn, opts balancer.BuildOptions, p *policy) *lb {
@@ -66,6 +77,7 @@ func (b *lb) UpdateClientConnState(ccs balancer.ClientConnState) error {
 	b.mu.Lock()
 	b.inTopDown = true
 	old := b.children
+	b.setMetricsLocked(metrics.From(ccs.ResolverState))
 	b.mu.Unlock()
 
 	// Health listening lets client-side health checks and outlier detection
@@ -161,6 +173,7 @@ func (b *lb) ExitIdle() {
 
 func (b *lb) Close() {
 	b.mu.Lock()
+	b.setMetricsLocked(nil)
 	b.closed = true
 	children := b.order
 	b.order = nil
@@ -199,6 +212,7 @@ func (b *lb) rebuildLocked() {
 	if b.closed {
 		return
 	}
+	start := time.Now()
 	var ready []picker.Endpoint
 	var pending int
 	var failing []*child
@@ -209,7 +223,7 @@ func (b *lb) rebuildLocked() {
 				Picker:   c.state.Picker,
 				Weight:   c.attrs.Weight,
 				Zone:     c.attrs.Zone,
-				Inflight: &c.inflight,
+				Counters: &c.counters,
 				Done:     c.done,
 			})
 		case connectivity.TransientFailure:
@@ -218,24 +232,98 @@ func (b *lb) rebuildLocked() {
 			pending++
 		}
 	}
+	var queued, unavailable prometheus.Counter
+	if b.metrics != nil {
+		queued, unavailable = b.metrics.QueuedPicks(), b.metrics.UnavailablePicks()
+	}
+	wasSpilled := b.spilled
+	b.spilled = false
+	// A round robin or weighted picker counts its picks in its sequence;
+	// they are kept as it retires. Picks made on it after this are not.
+	picker.Picks(b.current, func(e *picker.Endpoint, n uint64) { e.Counters.AddPicks(n) })
+	b.current = nil
 	switch {
 	case len(ready) > 0:
 		sel := picker.Select(ready, b.cfg.LocalZone, b.cfg.LocalZoneMinReady)
+		b.spilled = sel.Spilled
+		b.current = b.policy.newPicker(sel.Endpoints, b.cfg)
 		b.cc.UpdateState(balancer.State{
 			ConnectivityState: connectivity.Ready,
-			Picker:            b.policy.newPicker(sel.Endpoints, b.cfg),
+			Picker:            b.current,
 		})
 	case pending > 0:
 		// Picks wait for a child to become ready.
 		b.cc.UpdateState(balancer.State{
 			ConnectivityState: connectivity.Connecting,
-			Picker:            base.NewErrPicker(balancer.ErrNoSubConnAvailable),
+			Picker:            &failPicker{err: balancer.ErrNoSubConnAvailable, count: queued},
 		})
 	default:
 		b.cc.UpdateState(balancer.State{
 			ConnectivityState: connectivity.TransientFailure,
-			Picker:            base.NewErrPicker(b.unavailableLocked(failing)),
+			Picker:            &failPicker{err: b.unavailableLocked(failing), count: unavailable},
 		})
+	}
+	if b.metrics != nil {
+		b.metrics.Rebuilt(time.Since(start), b.spilled && !wasSpilled)
+	}
+}
+
+// failPicker fails every pick with err, counting them when count is set.
+type failPicker struct {
+	err   error
+	count prometheus.Counter
+}
+
+func (p *failPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
+	if p.count != nil {
+		p.count.Inc()
+	}
+	return balancer.PickResult{}, p.err
+}
+
+// setMetricsLocked starts or stops reporting to m.
+func (b *lb) setMetricsLocked(m *metrics.Metrics) {
+	if m == b.metricsSrc {
+		return
+	}
+	if b.metrics != nil {
+		b.metrics.Close()
+		b.metrics = nil
+	}
+	b.metricsSrc = m
+	if m != nil {
+		b.metrics = m.Balancer(b.policy.name, strings.TrimPrefix(b.opts.Target.Endpoint(), "/"), (*endpointSource)(b))
+	}
+}
+
+// endpointSource reports the children's states to the metrics at scrape
+// time.
+type endpointSource lb
+
+func (s *endpointSource) Endpoints(report func(metrics.EndpointState)) {
+	b := (*lb)(s)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	current := map[*picker.Counters]uint64{}
+	picker.Picks(b.current, func(e *picker.Endpoint, n uint64) { current[e.Counters] += n })
+	for _, c := range b.order {
+		e := metrics.EndpointState{Addr: c.addr, Zone: c.attrs.Zone, Weight: c.attrs.Weight,
+			Picks: c.counters.Picks() + current[&c.counters], Spilled: b.spilled}
+		switch c.state.ConnectivityState {
+		case connectivity.Ready:
+			e.State = "ready"
+			if c.attrs.Weight == 0 {
+				e.State = "drained"
+			}
+		case connectivity.TransientFailure:
+			e.State = "failing"
+		default:
+			e.State = "connecting"
+		}
+		if b.policy.leastInflight {
+			e.Inflight, e.HasInflight = c.counters.Inflight(), true
+		}
+		report(e)
 	}
 }
 

@@ -17,7 +17,8 @@ const (
 // random and picks the one with the fewest outstanding RPCs per unit of
 // weight (the "power of two choices" when choiceCount is 2). With no more
 // endpoints than choices it compares them all. Every endpoint must have an
-// Inflight counter and a Done that decrements it; eps must not be empty.
+// Counters and a Done that ends the RPC (Counters.Done); eps must not be
+// empty.
 // choiceCount is clamped to [MinChoiceCount, MaxChoiceCount].
 func NewLeastInflight(eps []Endpoint, choiceCount int) balancer.Picker {
 	return &leastInflight{eps: eps, choices: min(max(choiceCount, MinChoiceCount), MaxChoiceCount)}
@@ -55,7 +56,7 @@ func (p *leastInflight) Pick(info balancer.PickInfo) (balancer.PickResult, error
 	}
 	r, err := pickEndpoint(best, info)
 	if err == nil {
-		best.Inflight.start()
+		best.Counters.start()
 	}
 	return r, err
 }
@@ -66,7 +67,7 @@ func (p *leastInflight) better(a, b *Endpoint) *Endpoint {
 	if a == nil {
 		return b
 	}
-	if b.Inflight.Load()*int64(a.Weight) < a.Inflight.Load()*int64(b.Weight) {
+	if b.Counters.Inflight()*int64(a.Weight) < a.Counters.Inflight()*int64(b.Weight) {
 		return b
 	}
 	return a

@@ -22,29 +22,42 @@ type Endpoint struct {
 	Weight uint32
 	// Zone is the endpoint's failure domain, "" when unknown.
 	Zone string
-	// Inflight counts the RPCs outstanding on the endpoint. Least-inflight
-	// reads and increments it; it must be decremented by Done.
-	Inflight *Inflight
+	// Counters count the endpoint's picks and outstanding RPCs. They
+	// belong to the caller and outlive the picker. Least-inflight increments
+	// both on a pick and reads the RPCs in flight; Done must end the RPC.
+	Counters *Counters
 	// Done, when set, is attached to every pick of this endpoint. It is made
 	// once per endpoint, so that a pick does not allocate a closure.
 	Done func(balancer.DoneInfo)
 }
 
-// Inflight is a counter of outstanding RPCs, padded to a cache line of its own
-// so that counters of different endpoints do not slow each other down.
-type Inflight struct {
-	n atomic.Int64
-	_ [56]byte
+// Counters are one endpoint's counts of picks and outstanding RPCs, side by
+// side so that a least-inflight pick writes one cache line. Their owner
+// should keep the Counters of different endpoints on separate cache lines,
+// so that cores picking different endpoints do not slow each other down.
+type Counters struct {
+	inflight atomic.Int64
+	picks    atomic.Uint64
 }
 
-// Load returns the number of outstanding RPCs.
-func (c *Inflight) Load() int64 { return c.n.Load() }
+// Inflight returns the number of outstanding RPCs.
+func (c *Counters) Inflight() int64 { return c.inflight.Load() }
+
+// Picks returns the picks counted here: those of least-inflight pickers,
+// and those of other pickers added with AddPicks.
+func (c *Counters) Picks() uint64 { return c.picks.Load() }
+
+// AddPicks adds n picks, e.g. a retired picker's (see Picks).
+func (c *Counters) AddPicks(n uint64) { c.picks.Add(n) }
 
 // Done marks the end of one RPC. Its method value is a ready-made
 // Endpoint.Done.
-func (c *Inflight) Done(balancer.DoneInfo) { c.n.Add(-1) }
+func (c *Counters) Done(balancer.DoneInfo) { c.inflight.Add(-1) }
 
-func (c *Inflight) start() { c.n.Add(1) }
+func (c *Counters) start() {
+	c.inflight.Add(1)
+	c.picks.Add(1)
+}
 
 // pickEndpoint asks e's own picker and attaches e's Done.
 func pickEndpoint(e *Endpoint, info balancer.PickInfo) (balancer.PickResult, error) {

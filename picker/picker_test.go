@@ -29,8 +29,8 @@ type fakeSubConn struct {
 func endpoints(weights ...uint32) []Endpoint {
 	eps := make([]Endpoint, len(weights))
 	for i, w := range weights {
-		c := new(Inflight)
-		eps[i] = Endpoint{Picker: fixedPicker{&fakeSubConn{id: i}}, Weight: w, Inflight: c, Done: c.Done}
+		c := new(Counters)
+		eps[i] = Endpoint{Picker: fixedPicker{&fakeSubConn{id: i}}, Weight: w, Counters: c, Done: c.Done}
 	}
 	return eps
 }
@@ -210,7 +210,7 @@ func TestLeastInflightAvoidsBusyEndpoints(t *testing.T) {
 			// Endpoint 0 holds many calls; it must get no new one while
 			// another endpoint is idle (sampling sees it only against an
 			// endpoint with fewer).
-			eps[0].Inflight.n.Store(100)
+			eps[0].Counters.inflight.Store(100)
 			p := NewLeastInflight(eps, 2)
 			for range 1000 {
 				i, r := picked(t, p)
@@ -220,7 +220,7 @@ func TestLeastInflightAvoidsBusyEndpoints(t *testing.T) {
 				r.Done(balancer.DoneInfo{})
 			}
 			for i := 1; i < n; i++ {
-				if got := eps[i].Inflight.Load(); got != 0 {
+				if got := eps[i].Counters.Inflight(); got != 0 {
 					t.Errorf("endpoint %d has %d in flight after every Done, want 0", i, got)
 				}
 			}
@@ -232,13 +232,13 @@ func TestLeastInflightWeighsInflight(t *testing.T) {
 	// Endpoint 1 has weight 4: with 3 in flight it is less loaded than
 	// endpoint 0 with 1 in flight and weight 1.
 	eps := endpoints(1, 4)
-	eps[0].Inflight.n.Store(1)
-	eps[1].Inflight.n.Store(3)
+	eps[0].Counters.inflight.Store(1)
+	eps[1].Counters.inflight.Store(3)
 	p := NewLeastInflight(eps, 2)
 	if i, _ := picked(t, p); i != 1 {
 		t.Fatalf("picked endpoint %d, want 1 (3 in flight / weight 4 < 1 / 1)", i)
 	}
-	if got := eps[1].Inflight.Load(); got != 4 {
+	if got := eps[1].Counters.Inflight(); got != 4 {
 		t.Errorf("endpoint 1 in flight %d after a pick, want 4", got)
 	}
 }
@@ -252,7 +252,7 @@ func TestLeastInflightSpreadsEvenly(t *testing.T) {
 		picked(t, p)
 	}
 	for i := range eps {
-		if got := eps[i].Inflight.Load(); got != 100 {
+		if got := eps[i].Counters.Inflight(); got != 100 {
 			t.Errorf("endpoint %d in flight %d, want 100", i, got)
 		}
 	}
@@ -267,7 +267,7 @@ func TestChildErrorIsReturned(t *testing.T) {
 			t.Errorf("%T: got %v, want %v", p, err, want)
 		}
 	}
-	if got := eps[0].Inflight.Load(); got != 0 {
+	if got := eps[0].Counters.Inflight(); got != 0 {
 		t.Errorf("a failed pick left %d in flight, want 0", got)
 	}
 }
@@ -336,5 +336,43 @@ func TestScheduleRandomWeights(t *testing.T) {
 		if run := longestRun(order, uint32(hi)); run > bound {
 			t.Fatalf("weights %v: heaviest's longest run %d, want at most %d; order %v", weights, run, bound, head(order))
 		}
+	}
+}
+
+// TestPicksAreCountedFromTheSequence checks the per-endpoint counts worked
+// out from a cycle picker's stripes against the picks actually made, from
+// several goroutines.
+func TestPicksAreCountedFromTheSequence(t *testing.T) {
+	for name, p := range map[string]balancer.Picker{
+		"round_robin": NewRoundRobin(endpoints(1, 1, 1)),
+		"weighted":    NewWeighted(endpoints(1, 2, 3, 7)),
+	} {
+		t.Run(name, func(t *testing.T) {
+			var mu sync.Mutex
+			want := map[int]uint64{}
+			var wg sync.WaitGroup
+			for g := range 5 {
+				wg.Go(func() {
+					local := map[int]uint64{}
+					for range 1000 + 37*g {
+						i, _ := picked(t, p)
+						local[i]++
+					}
+					mu.Lock()
+					for i, n := range local {
+						want[i] += n
+					}
+					mu.Unlock()
+				})
+			}
+			wg.Wait()
+			got := map[int]uint64{}
+			Picks(p, func(e *Endpoint, n uint64) {
+				got[e.Picker.(fixedPicker).sc.(*fakeSubConn).id] += n
+			})
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("counted %v, picked %v", got, want)
+			}
+		})
 	}
 }

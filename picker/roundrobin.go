@@ -38,3 +38,22 @@ func (p *cyclePicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) 
 	}
 	return pickEndpoint(&p.eps[i], info)
 }
+
+// Picks reports, for a round robin or weighted picker, how many picks each
+// of its endpoints got, by calling add with the endpoint as given to the
+// constructor. Those pickers keep no per-endpoint count on the pick path;
+// the counts are worked out from their sequence. Other pickers report
+// nothing: least-inflight counts in Endpoint.Counters.
+func Picks(p balancer.Picker, add func(e *Endpoint, n uint64)) {
+	cp, ok := p.(*cyclePicker)
+	if !ok {
+		return
+	}
+	cp.seq.visits(func(pos uint32, n uint64) {
+		i := pos
+		if cp.order != nil {
+			i = cp.order[pos]
+		}
+		add(&cp.eps[i], n)
+	})
+}

@@ -25,11 +25,12 @@ func schedule(weights []uint32) []uint32 {
 
 // interleave returns a cycle in which ids[i] appears counts[i] times.
 //
-// An endpoint with a third of the cycle or more is placed against the rest
+// An endpoint with a quarter of the cycle or more is placed against the rest
 // as a whole, whose slots are spread evenly between its runs; the rest is
-// interleaved the same way. Each level leaves at most two thirds, so the
+// interleaved the same way. Each level leaves at most three quarters, so the
 // recursion is shallow and the total work O(L). This keeps the heaviest
-// endpoint's longest run at ceil(heaviest/rest).
+// endpoint's longest run within ceil(heaviest/rest)+1, which the tests check
+// on random weights.
 //
 // Otherwise each appearance goes to its ideal position in the cycle, and a
 // counting sort on the positions makes the order. Endpoints with equal counts
@@ -44,7 +45,7 @@ func interleave(counts []uint64, ids []uint32) []uint32 {
 			heaviest = i
 		}
 	}
-	if k := counts[heaviest]; len(counts) > 1 && 3*k >= length {
+	if k := counts[heaviest]; len(counts) > 1 && 4*k >= length {
 		restCounts := append(append([]uint64(nil), counts[:heaviest]...), counts[heaviest+1:]...)
 		restIDs := append(append([]uint32(nil), ids[:heaviest]...), ids[heaviest+1:]...)
 		return spread(ids[heaviest], interleave(restCounts, restIDs), length)

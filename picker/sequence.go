@@ -24,10 +24,10 @@ type sequence struct {
 }
 
 type stripe struct {
-	n      atomic.Uint32
+	n      atomic.Uint64
 	offset uint32
 	// 128 bytes a stripe: x86 prefetches cache lines in pairs.
-	_ [120]byte
+	_ [116]byte
 }
 
 func newSequence(length int) *sequence {
@@ -48,11 +48,12 @@ func stripeCount() int {
 	return min(64, 1<<bits.Len(uint(n-1)))
 }
 
-// next returns the next position. A uint32 counter wraps after 2^32 picks on
-// one stripe, which costs that stripe one partial cycle.
+// next returns the next position. The position is taken from the low 32
+// bits of the count, whose division is cheaper: every 2^32 picks a stripe
+// skips to the start of its cycle.
 func (s *sequence) next() uint32 {
 	st := &s.stripes[stackStripe()&uint32(len(s.stripes)-1)]
-	p := st.n.Add(1)%s.length + st.offset
+	p := uint32(st.n.Add(1))%s.length + st.offset
 	if p >= s.length {
 		p -= s.length
 	}
@@ -71,4 +72,24 @@ func stackStripe() uint32 {
 	addr := uint64(uintptr(unsafe.Pointer(&b)))
 	// Fibonacci hashing: the top bits of the product mix all of the address.
 	return uint32((addr >> 10 * 0x9E3779B97F4A7C15) >> 58)
+}
+
+// visits calls visit(position, n) for the positions the stripes have handed
+// out, n times each, counting whole cycles at once: O(stripes × length).
+func (s *sequence) visits(visit func(position uint32, n uint64)) {
+	for i := range s.stripes {
+		st := &s.stripes[i]
+		n := st.n.Load()
+		cycles, rest := n/uint64(s.length), uint32(n%uint64(s.length))
+		for p := range s.length {
+			// Positions offset+1 .. offset+rest, wrapping, got one more.
+			extra := uint64(0)
+			if d := (p + s.length - st.offset - 1) % s.length; d < rest {
+				extra = 1
+			}
+			if c := cycles + extra; c > 0 {
+				visit(p, c)
+			}
+		}
+	}
 }

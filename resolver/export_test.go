@@ -10,7 +10,7 @@ import (
 
 // WithHooksForTest reports every rejected value's reason to f.
 func WithHooksForTest(f func(reason string)) Option {
-	return hooks.ResolverOption(&hooks.Resolver{Rejected: func(_, reason string) { f(reason) }}).(Option)
+	return func(o *options) { o.resolverHooks = hooks.Resolver{Rejected: func(_, reason string) { f(reason) }} }
 }
 
 // WithSyncedHookForTest calls f after every list or watch response.
@@ -46,5 +46,5 @@ func DecodeSlowForTest(b []byte) (Value, error) {
 
 // WithStateHookForTest reports every registration state change.
 func WithStateHookForTest(f func(state string)) Option {
-	return hooks.RegistrationOption(&hooks.Registration{State: func(_, _, s string) { f(s) }}).(Option)
+	return func(o *options) { o.regHooks = hooks.Registration{State: func(_, _, s string) { f(s) }} }
 }

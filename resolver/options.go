@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/etcdlb/etcdlb/internal/hooks"
+	"github.com/etcdlb/etcdlb/metrics"
 )
 
 // Option configures NewBuilder, Register and the helpers. Options that do
@@ -21,6 +22,7 @@ type options struct {
 	resolveNowEvery    time.Duration
 	ttl                time.Duration
 	revisionCheckEvery time.Duration
+	metrics            *metrics.Metrics
 	resolverHooks      hooks.Resolver
 	regHooks           hooks.Registration
 }
@@ -90,12 +92,14 @@ func WithTTL(d time.Duration) Option {
 	return func(o *options) { o.ttl = max(d, time.Second) }
 }
 
-func init() {
-	hooks.ResolverOption = func(h *hooks.Resolver) any {
-		return Option(func(o *options) { o.resolverHooks = *h })
-	}
-	hooks.RegistrationOption = func(h *hooks.Registration) any {
-		return Option(func(o *options) { o.regHooks = *h })
+// WithMetrics reports the resolver's and the registration's metrics to m,
+// and passes m on to the load-balancing policies of every ClientConn the
+// resolver serves (see metrics.Attach).
+func WithMetrics(m *metrics.Metrics) Option {
+	return func(o *options) {
+		o.metrics = m
+		o.resolverHooks = m.ResolverHooks()
+		o.regHooks = m.RegistrationHooks()
 	}
 }
 

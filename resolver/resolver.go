@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/metrics"
 )
 
 // Scheme is the target scheme: etcd:///<service>.
@@ -432,7 +433,11 @@ func (r *etcdResolver) push() {
 	for i, ep := range eps {
 		addrs[i] = ep.Addresses[0]
 	}
-	err := r.cc.UpdateState(resolver.State{Endpoints: eps, Addresses: addrs})
+	state := resolver.State{Endpoints: eps, Addresses: addrs}
+	if r.opts.metrics != nil {
+		state = metrics.Attach(state, r.opts.metrics)
+	}
+	err := r.cc.UpdateState(state)
 	if h := r.opts.resolverHooks.Update; h != nil {
 		h(r.service, len(eps))
 	}

@@ -34,11 +34,3 @@ type Registration struct {
 	// after the first.
 	Reregistered func(service, addr string)
 }
-
-// ResolverOption, set by package resolver, turns Resolver hooks into a
-// resolver.Option. It is a variable so that this package need not import
-// resolver.
-var ResolverOption func(*Resolver) any
-
-// RegistrationOption is ResolverOption for Registration hooks.
-var RegistrationOption func(*Registration) any

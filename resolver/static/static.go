@@ -13,12 +13,15 @@ import (
 	"sync"
 
 	"google.golang.org/grpc/resolver"
+
+	"github.com/etcdlb/etcdlb/metrics"
 )
 
 // Resolver is a resolver.Builder for one scheme whose every target resolves
 // to the same table of endpoints.
 type Resolver struct {
-	scheme string
+	scheme  string
+	metrics *metrics.Metrics
 
 	mu        sync.Mutex
 	endpoints []resolver.Endpoint
@@ -30,6 +33,13 @@ func New(scheme string, endpoints ...resolver.Endpoint) *Resolver {
 	return &Resolver{scheme: scheme, endpoints: slices.Clone(endpoints), conns: map[*conn]struct{}{}}
 }
 
+// WithMetrics passes m on to the load-balancing policies of the ClientConns
+// that use r (see metrics.Attach). Call it before r is used.
+func (r *Resolver) WithMetrics(m *metrics.Metrics) *Resolver {
+	r.metrics = m
+	return r
+}
+
 // Scheme returns the scheme the Resolver was created for.
 func (r *Resolver) Scheme() string { return r.scheme }
 
@@ -39,7 +49,7 @@ func (r *Resolver) Build(_ resolver.Target, cc resolver.ClientConn, _ resolver.B
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.conns[c] = struct{}{}
-	c.push(r.endpoints)
+	c.push(r.endpoints, r.metrics)
 	return c, nil
 }
 
@@ -49,7 +59,7 @@ func (r *Resolver) Update(endpoints ...resolver.Endpoint) {
 	defer r.mu.Unlock()
 	r.endpoints = slices.Clone(endpoints)
 	for c := range r.conns {
-		c.push(r.endpoints)
+		c.push(r.endpoints, r.metrics)
 	}
 }
 
@@ -61,10 +71,13 @@ type conn struct {
 // push sends endpoints, with their addresses also in State.Addresses for
 // policies that still read those. Called with r.mu held, which keeps
 // updates in order.
-func (c *conn) push(endpoints []resolver.Endpoint) {
+func (c *conn) push(endpoints []resolver.Endpoint, m *metrics.Metrics) {
 	s := resolver.State{Endpoints: endpoints}
 	for _, ep := range endpoints {
 		s.Addresses = append(s.Addresses, ep.Addresses...)
+	}
+	if m != nil {
+		s = metrics.Attach(s, m)
 	}
 	c.cc.UpdateState(s)
 }

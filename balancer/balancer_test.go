@@ -1,0 +1,321 @@
+package balancer_test
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"google.golang.org/grpc/balancer"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/status"
+
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
+	"github.com/etcdlb/etcdlb/internal/fakecc"
+)
+
+var allPolicies = []string{etcdlb.RoundRobinName, etcdlb.WeightedName, etcdlb.LeastInflightName}
+
+func TestParseConfig(t *testing.T) {
+	tests := []struct {
+		policy, config string
+		want           etcdlb.Config
+		wantErr        string // a substring of the error; "" for none
+	}{
+		{policy: etcdlb.WeightedName, config: `{}`, want: etcdlb.Config{LocalZoneMinReady: 1}},
+		{policy: etcdlb.WeightedName, config: ``, want: etcdlb.Config{LocalZoneMinReady: 1}},
+		{policy: etcdlb.LeastInflightName, config: `{}`, want: etcdlb.Config{LocalZoneMinReady: 1, ChoiceCount: 2}},
+		{policy: etcdlb.RoundRobinName, config: `{"localZone":"eu-1a","localZoneMinReady":3}`,
+			want: etcdlb.Config{LocalZone: "eu-1a", LocalZoneMinReady: 3}},
+		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":10}`, want: etcdlb.Config{LocalZoneMinReady: 1, ChoiceCount: 10}},
+		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":1}`, wantErr: "choiceCount: 1, must be from 2 to 10"},
+		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":11}`, wantErr: "choiceCount: 11"},
+		{policy: etcdlb.WeightedName, config: `{"choiceCount":2}`, wantErr: "choiceCount: only etcdlb_least_inflight"},
+		{policy: etcdlb.WeightedName, config: `{"localZoneMinReady":0}`, wantErr: "localZoneMinReady: 0, must be at least 1"},
+		{policy: etcdlb.WeightedName, config: `{"localzone":"a"}`, wantErr: `config field "localzone": unknown`},
+		{policy: etcdlb.WeightedName, config: `{"localZone":7}`, wantErr: "localZone"},
+		{policy: etcdlb.WeightedName, config: `{"localZone":"` + strings.Repeat("z", 300) + `"}`, wantErr: "localZone: longer than"},
+		{policy: etcdlb.RoundRobinName, config: `[1]`, wantErr: "etcdlb_round_robin: config"},
+		{policy: etcdlb.RoundRobinName, config: `{}{}`, wantErr: "invalid character"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.policy+tt.config, func(t *testing.T) {
+			got, err := balancer.Get(tt.policy).(balancer.ConfigParser).ParseConfig([]byte(tt.config))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("got error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("unexpected error: %v", err)
+			}
+			if c := *got.(*etcdlb.Config); c != tt.want {
+				t.Errorf("got %+v, want %+v", c, tt.want)
+			}
+		})
+	}
+}
+
+func TestWeightedSplitFollowsWeights(t *testing.T) {
+	h := newHarness(t, etcdlb.WeightedName, `{}`, true)
+	h.update(ep("a:1", 1, ""), ep("b:1", 2, ""), ep("c:1", 3, ""))
+	// One goroutine's picks follow the schedule exactly: 600 picks are
+	// 100 whole cycles.
+	h.waitForSplit(600, map[string]int{"a:1": 100, "b:1": 200, "c:1": 300})
+}
+
+func TestWeightAndZoneChangesCreateNoSubConn(t *testing.T) {
+	for _, policy := range allPolicies {
+		t.Run(policy, func(t *testing.T) {
+			h := newHarness(t, policy, `{"localZone":"z1"}`, true)
+			h.update(ep("a:1", 1, "z1"), ep("b:1", 3, "z1"), ep("c:1", 1, "z2"))
+			h.waitFor("all ready", func(s balancer.State) bool {
+				return s.ConnectivityState == connectivity.Ready && len(split(s.Picker, 100)) == 2
+			})
+			before := h.cc.NewSubConnCount()
+
+			// a moves to z2 and b is drained: c and a are in z2, b alone in
+			// z1 has weight 0, so picks spill to the undrained a and c.
+			h.update(ep("a:1", 5, "z2"), ep("b:1", 0, "z1"), ep("c:1", 1, "z2"))
+			h.waitFor("the new weights", func(s balancer.State) bool {
+				got := split(s.Picker, 60)
+				return got["b:1"] == 0 && got["a:1"] > 0 && got["c:1"] > 0
+			})
+			if got := h.cc.NewSubConnCount(); got != before {
+				t.Errorf("weight and zone change created %d SubConns, want 0", got-before)
+			}
+		})
+	}
+}
+
+func TestDrain(t *testing.T) {
+	h := newHarness(t, etcdlb.WeightedName, `{}`, true)
+	h.update(ep("a:1", 1, ""), ep("b:1", 0, ""), ep("c:1", 1, ""))
+	h.waitForSplit(100, map[string]int{"a:1": 50, "c:1": 50})
+
+	// Every endpoint drained: rather than fail every call, they share it.
+	h.update(ep("a:1", 0, ""), ep("b:1", 0, ""), ep("c:1", 0, ""))
+	h.waitForSplit(300, map[string]int{"a:1": 100, "b:1": 100, "c:1": 100})
+}
+
+func TestOneEndpoint(t *testing.T) {
+	for _, policy := range allPolicies {
+		t.Run(policy, func(t *testing.T) {
+			h := newHarness(t, policy, `{}`, true)
+			h.update(ep("a:1", 7, "z"))
+			h.waitForSplit(10, map[string]int{"a:1": 10})
+		})
+	}
+}
+
+func TestZeroEndpoints(t *testing.T) {
+	h := newHarness(t, etcdlb.WeightedName, `{}`, true)
+	if err := h.update(); !errors.Is(err, balancer.ErrBadResolverState) {
+		t.Errorf("update with no endpoints returned %v, want ErrBadResolverState", err)
+	}
+	s := h.waitFor("transient failure", func(s balancer.State) bool {
+		return s.ConnectivityState == connectivity.TransientFailure
+	})
+	_, err := s.Picker.Pick(balancer.PickInfo{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "no endpoints") {
+		t.Errorf("pick with no endpoints: %v, want Unavailable saying there are no endpoints", err)
+	}
+
+	h.lb.ResolverError(errors.New("etcd unreachable"))
+	s = h.waitFor("the resolver error", func(s balancer.State) bool {
+		_, err := s.Picker.Pick(balancer.PickInfo{})
+		return err != nil && strings.Contains(err.Error(), "etcd unreachable")
+	})
+	if s.ConnectivityState != connectivity.TransientFailure {
+		t.Errorf("state %v after a resolver error with no endpoints, want TRANSIENT_FAILURE", s.ConnectivityState)
+	}
+}
+
+func TestAllFailingSaysWhy(t *testing.T) {
+	h := newHarness(t, etcdlb.RoundRobinName, `{}`, false)
+	h.update(ep("a:1", 1, ""), ep("b:1", 1, ""))
+	// Before any SubConn has connected, picks wait.
+	s := h.waitFor("connecting", func(s balancer.State) bool { return s.ConnectivityState == connectivity.Connecting })
+	if _, err := s.Picker.Pick(balancer.PickInfo{}); err != balancer.ErrNoSubConnAvailable {
+		t.Errorf("pick while connecting: %v, want ErrNoSubConnAvailable (queue)", err)
+	}
+	h.cc.SubConn("a:1").SetState(connectivity.TransientFailure, errors.New("connection refused"))
+	h.cc.SubConn("b:1").SetState(connectivity.TransientFailure, errors.New("no route to host"))
+	s = h.waitFor("transient failure", func(s balancer.State) bool {
+		return s.ConnectivityState == connectivity.TransientFailure
+	})
+	_, err := s.Picker.Pick(balancer.PickInfo{})
+	if status.Code(err) != codes.Unavailable {
+		t.Fatalf("pick with every endpoint failing: %v, want code Unavailable", err)
+	}
+	for _, want := range []string{"all 2 endpoints failing", "a:1: ", "connection refused", "b:1: ", "no route to host"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+}
+
+func TestZoneFailoverAndReturn(t *testing.T) {
+	for _, policy := range allPolicies {
+		t.Run(policy, func(t *testing.T) {
+			h := newHarness(t, policy, `{"localZone":"z1","localZoneMinReady":2}`, true)
+			h.update(ep("a:1", 1, "z1"), ep("b:1", 1, "z1"), ep("c:1", 1, "z2"), ep("d:1", 1, "z2"))
+			onlyLocal := func(s balancer.State) bool {
+				got := split(s.Picker, 100)
+				return s.ConnectivityState == connectivity.Ready && got["c:1"]+got["d:1"] == 0 && got["a:1"] > 0 && got["b:1"] > 0
+			}
+			h.waitFor("only the local zone", onlyLocal)
+
+			// One local endpoint fails: fewer than 2 left, so every zone
+			// takes calls.
+			h.cc.SubConn("a:1").SetState(connectivity.TransientFailure, errors.New("down"))
+			h.waitFor("spill to every zone", func(s balancer.State) bool {
+				got := split(s.Picker, 100)
+				return got["a:1"] == 0 && got["error"] == 0 && got["c:1"] > 0 && got["d:1"] > 0 && got["b:1"] > 0
+			})
+
+			h.cc.SubConn("a:1").SetState(connectivity.Ready, nil)
+			h.waitFor("back to the local zone", onlyLocal)
+		})
+	}
+}
+
+// TestInflightOutlivesRebuild holds calls open on one endpoint across a
+// picker rebuild: the new picker must still see them, and their Done must
+// bring that endpoint's count back to zero.
+func TestInflightOutlivesRebuild(t *testing.T) {
+	h := newHarness(t, etcdlb.LeastInflightName, `{}`, true)
+	h.update(ep("a:1", 1, ""), ep("b:1", 1, ""))
+	s := h.waitFor("both ready", func(s balancer.State) bool { return len(split(s.Picker, 50)) == 2 })
+
+	// Hold 10 calls open (least-inflight puts 5 on each endpoint), then end
+	// those on b: 5 stay open on a.
+	var open, held []balancer.PickResult
+	for range 10 {
+		r, err := s.Picker.Pick(balancer.PickInfo{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		open = append(open, r)
+	}
+	for _, r := range open {
+		if r.SubConn.(*fakecc.SubConn).Addr == "a:1" {
+			held = append(held, r)
+		} else {
+			r.Done(balancer.DoneInfo{})
+		}
+	}
+	if len(held) != 5 {
+		t.Fatalf("%d of 10 held calls on a:1, want 5", len(held))
+	}
+
+	// Rebuild with a weight change: b gets weight 2, which alone would not
+	// outweigh 5 calls on a.
+	h.update(ep("a:1", 1, ""), ep("b:1", 2, ""))
+	s = h.waitFor("the rebuilt picker", func(s balancer.State) bool { return s.Picker != nil })
+	for range 20 {
+		r, _ := s.Picker.Pick(balancer.PickInfo{})
+		if got := r.SubConn.(*fakecc.SubConn).Addr; got != "b:1" {
+			t.Fatalf("rebuilt picker chose %s with 5 calls open on it, want b:1", got)
+		}
+		r.Done(balancer.DoneInfo{})
+	}
+	for _, r := range held {
+		r.Done(balancer.DoneInfo{})
+	}
+	// With a back at zero (not at -5, as a fresh counter would be), calls
+	// held open spread 1:2 over a and b.
+	counts := map[string]int{}
+	for range 30 {
+		r, _ := s.Picker.Pick(balancer.PickInfo{})
+		counts[r.SubConn.(*fakecc.SubConn).Addr]++
+	}
+	if counts["a:1"] != 10 || counts["b:1"] != 20 {
+		t.Errorf("30 held calls split %v, want a:1=10 b:1=20", counts)
+	}
+}
+
+func TestCloseAndExitIdleReachChildren(t *testing.T) {
+	h := newHarness(t, etcdlb.RoundRobinName, `{}`, true)
+	h.update(ep("a:1", 1, ""), ep("b:1", 1, ""))
+	h.waitFor("ready", func(s balancer.State) bool { return len(split(s.Picker, 10)) == 2 })
+
+	// A lost connection leaves pick_first IDLE; the policy reconnects it
+	// at once, since nothing else would pick it.
+	sc := h.cc.SubConn("a:1")
+	connects := sc.Connects()
+	sc.SetState(connectivity.Idle, nil)
+	h.waitFor("a reconnected", func(s balancer.State) bool {
+		return h.cc.SubConn("a:1").Connects() > connects && len(split(s.Picker, 10)) == 2
+	})
+
+	h.lb.Close()
+	for _, sc := range h.cc.SubConns() {
+		if !sc.IsShutdown() {
+			t.Errorf("SubConn %s still up after Close", sc.Addr)
+		}
+	}
+}
+
+// TestFlappingUnderConcurrentPicks picks from several goroutines while
+// endpoints flap between READY and TRANSIENT_FAILURE and weights change;
+// run under -race. Every pick must return a SubConn or an error, never
+// panic, and never a SubConn the policy has shut down.
+func TestFlappingUnderConcurrentPicks(t *testing.T) {
+	for _, policy := range allPolicies {
+		t.Run(policy, func(t *testing.T) {
+			h := newHarness(t, policy, `{"localZone":"z1"}`, true)
+			h.update(ep("a:1", 1, "z1"), ep("b:1", 2, "z1"), ep("c:1", 3, "z2"))
+			h.waitFor("ready", func(s balancer.State) bool { return s.ConnectivityState == connectivity.Ready })
+
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			defer func() { close(stop); wg.Wait() }()
+			for range 4 {
+				wg.Go(func() {
+					for {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						s, _, _ := h.cc.State()
+						r, err := s.Picker.Pick(balancer.PickInfo{})
+						if err == nil {
+							if r.SubConn.(*fakecc.SubConn).IsShutdown() {
+								t.Error("picked a SubConn that was shut down")
+								return
+							}
+							if r.Done != nil {
+								r.Done(balancer.DoneInfo{})
+							}
+						}
+					}
+				})
+			}
+			for i := range 200 {
+				for _, addr := range []string{"a:1", "b:1", "c:1"} {
+					st := connectivity.Ready
+					if (i+len(addr))%3 == 0 {
+						st = connectivity.TransientFailure
+					}
+					h.cc.SubConn(addr).SetState(st, errors.New("flap"))
+				}
+				if i%20 == 0 {
+					h.update(ep("a:1", uint32(i%4), "z1"), ep("b:1", 2, "z2"), ep("c:1", 3, "z2"))
+				}
+			}
+			h.cc.SubConn("a:1").SetState(connectivity.Ready, nil)
+			h.cc.SubConn("b:1").SetState(connectivity.Ready, nil)
+			h.cc.SubConn("c:1").SetState(connectivity.Ready, nil)
+			var last map[string]int
+			h.waitFor("every endpoint ready again", func(s balancer.State) bool {
+				last = split(s.Picker, 100)
+				return last["error"] == 0 && last["b:1"] > 0 && last["c:1"] > 0
+			})
+			t.Logf("split after flapping: %v", last)
+		})
+	}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/etcdlb/etcdlb/resolver"
+)
+
+// connFlags are etcdctl's connection flags, with the ETCDCTL_* environment
+// variables as defaults, plus etcdlb's key prefix.
+type connFlags struct {
+	endpoints   string
+	cacert      string
+	cert        string
+	key         string
+	user        string
+	password    string
+	dialTimeout time.Duration
+	prefix      string
+}
+
+const connHelp = `
+Connection flags default to the ETCDCTL_* environment variables, as in
+etcdctl: ETCDCTL_ENDPOINTS, ETCDCTL_CACERT, ETCDCTL_CERT, ETCDCTL_KEY,
+ETCDCTL_USER, ETCDCTL_PASSWORD, ETCDCTL_DIAL_TIMEOUT; ETCDLB_PREFIX for
+--prefix. Flags may come before or after the arguments.
+`
+
+func (cf *connFlags) register(e *env, fs *flag.FlagSet) {
+	def := func(name, fallback string) string {
+		if v := e.getenv(name); v != "" {
+			return v
+		}
+		return fallback
+	}
+	fs.StringVar(&cf.endpoints, "endpoints", def("ETCDCTL_ENDPOINTS", "127.0.0.1:2379"), "etcd endpoints, comma-separated")
+	fs.StringVar(&cf.cacert, "cacert", def("ETCDCTL_CACERT", ""), "verify etcd's certificate with this CA bundle")
+	fs.StringVar(&cf.cert, "cert", def("ETCDCTL_CERT", ""), "client certificate file for TLS")
+	fs.StringVar(&cf.key, "key", def("ETCDCTL_KEY", ""), "client key file for TLS")
+	fs.StringVar(&cf.user, "user", def("ETCDCTL_USER", ""), "username[:password] for etcd's authentication")
+	fs.StringVar(&cf.password, "password", def("ETCDCTL_PASSWORD", ""), "password for --user (when it has no :password)")
+	dt := 2 * time.Second
+	if v := e.getenv("ETCDCTL_DIAL_TIMEOUT"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			dt = d
+		}
+	}
+	fs.DurationVar(&cf.dialTimeout, "dial-timeout", dt, "how long to wait for etcd before giving up")
+	fs.StringVar(&cf.prefix, "prefix", def("ETCDLB_PREFIX", ""), "key prefix the services are registered under (resolver.WithPrefix)")
+}
+
+func (cf *connFlags) endpointList() []string {
+	var eps []string
+	for _, ep := range strings.Split(cf.endpoints, ",") {
+		if ep = strings.TrimSpace(ep); ep != "" {
+			eps = append(eps, ep)
+		}
+	}
+	return eps
+}
+
+// opts are the resolver options the flags select.
+func (cf *connFlags) opts() []resolver.Option {
+	return []resolver.Option{resolver.WithPrefix(cf.prefix)}
+}
+
+// tlsConfig loads the certificates; nil when no TLS flag is set.
+func (cf *connFlags) tlsConfig() (*tls.Config, error) {
+	if cf.cacert == "" && cf.cert == "" && cf.key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if cf.cacert != "" {
+		pem, err := os.ReadFile(cf.cacert)
+		if err != nil {
+			return nil, fmt.Errorf("bad certificates: --cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("bad certificates: --cacert %s holds no PEM certificate", cf.cacert)
+		}
+		cfg.RootCAs = pool
+	}
+	if (cf.cert == "") != (cf.key == "") {
+		return nil, errors.New("bad certificates: --cert and --key go together")
+	}
+	if cf.cert != "" {
+		pair, err := tls.LoadX509KeyPair(cf.cert, cf.key)
+		if err != nil {
+			return nil, fmt.Errorf("bad certificates: --cert %s / --key %s: %w", cf.cert, cf.key, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
+// connect returns a client that has reached etcd within --dial-timeout.
+func (cf *connFlags) connect(ctx context.Context) (*clientv3.Client, error) {
+	eps := cf.endpointList()
+	if len(eps) == 0 {
+		return nil, errors.New("no etcd endpoints (--endpoints or ETCDCTL_ENDPOINTS)")
+	}
+	tlsCfg, err := cf.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	user, pass := cf.user, cf.password
+	if u, p, ok := strings.Cut(user, ":"); ok {
+		user, pass = u, p
+	}
+	if tlsCfg != nil {
+		// A bare host:port means https when TLS is configured.
+		for i, ep := range eps {
+			if !strings.Contains(ep, "://") {
+				eps[i] = "https://" + ep
+			}
+		}
+	}
+	cli, err := clientv3.New(clientv3.Config{
+		Endpoints: eps, TLS: tlsCfg, Username: user, Password: pass,
+		DialTimeout: cf.dialTimeout, Logger: zap.NewNop(),
+	})
+	if err != nil {
+		return nil, cf.unreachable(err, cf.dialTimeout)
+	}
+	start := time.Now()
+	pctx, cancel := context.WithTimeout(ctx, cf.dialTimeout)
+	defer cancel()
+	if _, err := cli.MemberList(pctx); err != nil {
+		cli.Close()
+		return nil, cf.unreachable(err, time.Since(start))
+	}
+	return cli, nil
+}
+
+// unreachable explains a failure to reach etcd: which endpoints, after
+// how long, and why when grpc said.
+func (cf *connFlags) unreachable(err error, after time.Duration) error {
+	msg := err.Error()
+	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
+		msg = s.Message()
+	}
+	if strings.Contains(msg, "x509") || strings.Contains(msg, "tls:") || strings.Contains(msg, "certificate") {
+		return fmt.Errorf("etcd at %s: bad certificates: %s", cf.endpoints, msg)
+	}
+	if s, ok := status.FromError(err); ok && (s.Code() == codes.Unauthenticated || s.Code() == codes.PermissionDenied || s.Code() == codes.InvalidArgument) {
+		return fmt.Errorf("etcd at %s: %s", cf.endpoints, msg)
+	}
+	return fmt.Errorf("etcd unreachable at %s after %v: %s", cf.endpoints, after.Round(100*time.Millisecond), msg)
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// bin is the etcdlb binary, built once by TestMain.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "etcdlb-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bin = filepath.Join(dir, "etcdlb")
+	args := []string{"build", "-o", bin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is one run of the binary.
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+// etcdlb runs the binary with args and env (KEY=VALUE, added to a clean
+// environment), bounded by timeout.
+func etcdlb(t *testing.T, timeout time.Duration, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("etcdlb %s: did not finish within %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), timeout, stdout.String(), stderr.String())
+	}
+	r := result{stdout: stdout.String(), stderr: stderr.String()}
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("etcdlb %s: %v", strings.Join(args, " "), err)
+		}
+		r.code = ee.ExitCode()
+	}
+	return r
+}
+
+func TestDemoShort(t *testing.T) {
+	r := etcdlb(t, 90*time.Second, nil, "demo", "--short")
+	if r.code != 0 {
+		t.Fatalf("etcdlb demo --short: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+	if got := strings.Count(r.stdout, "PASS "); got != 7 {
+		t.Errorf("etcdlb demo --short: %d checks passed, want 7 (six steps and the metrics)\n%s", got, r.stdout)
+	}
+	for _, want := range []string{"etcd is at http://127.0.0.1:", "metrics of the clients, resolvers and registrations: http://127.0.0.1:", "done: every check passed"} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("etcdlb demo --short: output lacks %q\n%s", want, r.stdout)
+		}
+	}
+	if strings.Contains(r.stdout, "FAIL") {
+		t.Errorf("etcdlb demo --short: a check failed\n%s", r.stdout)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	r := etcdlb(t, 10*time.Second, nil)
+	if r.code != exitUsage || !strings.Contains(r.stderr, "Usage:") {
+		t.Errorf("etcdlb: exit %d, stderr %q; want %d and the usage", r.code, r.stderr, exitUsage)
+	}
+	r = etcdlb(t, 10*time.Second, nil, "frobnicate")
+	if r.code != exitUsage || !strings.Contains(r.stderr, `unknown command "frobnicate"`) {
+		t.Errorf("etcdlb frobnicate: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = etcdlb(t, 10*time.Second, nil, "demo", "--help")
+	if r.code != 0 || !strings.Contains(r.stdout, "Usage: etcdlb demo") || !strings.Contains(r.stdout, "-short") {
+		t.Errorf("etcdlb demo --help: exit %d, stdout %q", r.code, r.stdout)
+	}
+}

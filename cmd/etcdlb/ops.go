@@ -1,0 +1,472 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"maps"
+	"os"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/resolver"
+)
+
+var lsCmd = &command{
+	name: "ls",
+	usage: `Usage: etcdlb ls [SERVICE] [connection flags]
+
+Lists a service's endpoints, or every service's when SERVICE is omitted:
+the weight clients use, the endpoint's own weight and the operator override,
+zone, metadata, the time left on its lease, and whether clients use the key
+or reject it (and why). Exit code 1 when SERVICE has no keys.
+` + connHelp,
+	run: runLs,
+}
+
+var weightCmd = &command{
+	name: "weight",
+	usage: `Usage: etcdlb weight SERVICE ADDR N [--force] [connection flags]
+
+Sets the operator's weight override of endpoint ADDR of SERVICE to N, an
+integer in 0..1000000. It is written to <prefix>_etcdlb/override/SERVICE/ADDR,
+apart from the endpoint's own key, which keeps its lease. It wins over the
+weight the server registered until "etcdlb override clear", and survives the
+server's restarts. Refuses an endpoint that is not registered, unless --force.
+` + connHelp,
+	run: runWeight,
+}
+
+var drainCmd = &command{
+	name: "drain",
+	usage: `Usage: etcdlb drain SERVICE ADDR [--force] [connection flags]
+
+Drains endpoint ADDR of SERVICE: sets its operator override to weight 0, the
+same as "etcdlb weight SERVICE ADDR 0". Clients stop sending it new calls
+(unless every endpoint they can use is drained) but keep its connection.
+Undo with "etcdlb undrain".
+` + connHelp,
+	run: runDrain,
+}
+
+var undrainCmd = &command{
+	name: "undrain",
+	usage: `Usage: etcdlb undrain SERVICE ADDR [connection flags]
+
+Undoes "etcdlb drain": deletes the operator override of ADDR when its weight
+is 0, so the endpoint's own weight applies again. It does nothing when there
+is no override, and refuses when the override is not 0 (use "etcdlb override
+clear" for that). It cannot undo a drain the server made itself (own weight 0).
+` + connHelp,
+	run: runUndrain,
+}
+
+var overrideCmd = &command{
+	name: "override",
+	usage: `Usage: etcdlb override clear SERVICE ADDR [connection flags]
+
+Deletes the operator's weight override of endpoint ADDR of SERVICE, whatever
+its weight; the weight the server registered applies again. Also removes an
+override left behind by an endpoint that is gone.
+` + connHelp,
+	run: runOverride,
+}
+
+var watchCmd = &command{
+	name: "watch",
+	usage: `Usage: etcdlb watch SERVICE [connection flags]
+
+Prints SERVICE's endpoints, then every change as the resolver sees it: an
+endpoint added or changed (with its weight, zone and metadata), removed, an
+override set or cleared, and keys the resolver rejects with the reason. Runs
+until Ctrl-C; exit code 1 if the watch fails (e.g. its revision was compacted).
+` + connHelp,
+	run: runWatch,
+}
+
+// opCtx bounds one operator command's work on etcd after connecting.
+const opTimeout = 10 * time.Second
+
+// setup parses args for c with the connection flags (and extra flags) and
+// checks the number of positional arguments.
+func setup(c *command, e *env, args []string, min, max int, extra func(fs *flag.FlagSet)) (cf *connFlags, pos []string, code int, done bool) {
+	fs := newFlagSet(e, c)
+	cf = &connFlags{}
+	cf.register(e, fs)
+	if extra != nil {
+		extra(fs)
+	}
+	pos, code, done = parse(e, c, fs, args)
+	if done {
+		return nil, nil, code, true
+	}
+	if len(pos) < min || len(pos) > max {
+		fmt.Fprintf(e.stderr, "etcdlb %s: wrong number of arguments\n", c.name)
+		fmt.Fprint(e.stderr, strings.SplitN(c.usage, "\n", 2)[0]+"\n")
+		return nil, nil, exitUsage, true
+	}
+	return cf, pos, 0, false
+}
+
+// fail prints err for command c and returns exitError.
+func fail(e *env, c *command, err error) int {
+	fmt.Fprintf(e.stderr, "etcdlb %s: %v\n", c.name, err)
+	return exitError
+}
+
+func runLs(c *command, e *env, args []string) int {
+	cf, pos, code, done := setup(c, e, args, 0, 1, nil)
+	if done {
+		return code
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), cf.dialTimeout+opTimeout)
+	defer cancel()
+	cli, err := cf.connect(ctx)
+	if err != nil {
+		return fail(e, c, err)
+	}
+	defer cli.Close()
+	var services []string
+	if len(pos) == 1 {
+		services = pos
+	} else if services, err = listServices(ctx, cli, cf.prefix); err != nil {
+		return fail(e, c, err)
+	}
+	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICE\tADDR\tWEIGHT\tOWN\tOVERRIDE\tZONE\tMETADATA\tTTL\tSTATUS")
+	for _, svc := range services {
+		ins, err := resolver.List(ctx, cli, svc, cf.opts()...)
+		if err != nil {
+			return fail(e, c, err)
+		}
+		if len(ins) == 0 && len(pos) == 1 {
+			return fail(e, c, fmt.Errorf("unknown service %q: no keys under %q", svc, resolver.ServicePrefix(cf.prefix, svc)))
+		}
+		for _, in := range ins {
+			own, ovr, ttl, st := "-", "-", "-", "ok"
+			if in.Err == nil {
+				own = fmt.Sprint(in.Own.Weight)
+			} else {
+				st = "rejected: " + reason(in.Err)
+			}
+			if in.HasOverride {
+				ovr = fmt.Sprint(in.Override)
+			}
+			if in.TTL >= 0 {
+				ttl = in.TTL.String()
+			}
+			w := "-"
+			if in.Err == nil {
+				w = fmt.Sprint(in.Weight())
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", svc, in.ID, w, own, ovr,
+				dash(in.Own.Zone), dash(metadata(in.Own.Metadata)), ttl, st)
+		}
+	}
+	tw.Flush()
+	return exitOK
+}
+
+// listServices returns the services with keys under prefix: every key's
+// path up to its last "/", except etcdlb's reserved keys.
+func listServices(ctx context.Context, cli *clientv3.Client, prefix string) ([]string, error) {
+	opts := []clientv3.OpOption{clientv3.WithKeysOnly()}
+	if prefix == "" {
+		opts = append(opts, clientv3.WithFromKey())
+	} else {
+		opts = append(opts, clientv3.WithPrefix())
+	}
+	key := prefix
+	if key == "" {
+		key = "\x00"
+	}
+	resp, err := cli.Get(ctx, key, opts...)
+	if err != nil {
+		return nil, err
+	}
+	set := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		k := strings.TrimPrefix(string(kv.Key), prefix)
+		i := strings.LastIndex(k, "/")
+		if i <= 0 || k == resolver.ReservedName || strings.HasPrefix(k, resolver.ReservedName+"/") {
+			continue
+		}
+		set[k[:i]] = true
+	}
+	return slices.Sorted(maps.Keys(set)), nil
+}
+
+func reason(err error) string {
+	var ve *resolver.ValueError
+	if errors.As(err, &ve) {
+		return fmt.Sprintf("%s: %s", ve.Reason, ve.Detail)
+	}
+	return err.Error()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func metadata(m map[string]string) string {
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		parts = append(parts, k+"="+m[k])
+	}
+	return strings.Join(parts, ",")
+}
+
+// parseWeight parses an operator's weight: a non-negative integer no larger
+// than endpoint.MaxWeight.
+func parseWeight(s string) (uint32, error) {
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || n > endpoint.MaxWeight {
+		return 0, fmt.Errorf("weight %q is not an integer in 0..%d", s, endpoint.MaxWeight)
+	}
+	return uint32(n), nil
+}
+
+// findEndpoint returns the registered endpoint addr of service, with a
+// clear error when the service or the address is unknown.
+func findEndpoint(ctx context.Context, cli *clientv3.Client, cf *connFlags, service, addr string) (resolver.Instance, error) {
+	ins, err := resolver.List(ctx, cli, service, cf.opts()...)
+	if err != nil {
+		return resolver.Instance{}, err
+	}
+	key := resolver.EndpointKey(cf.prefix, service, addr)
+	var ids []string
+	for _, in := range ins {
+		if in.Key == key {
+			return in, nil
+		}
+		if in.Key == resolver.EndpointKey(cf.prefix, service, in.ID) {
+			ids = append(ids, in.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return resolver.Instance{}, fmt.Errorf("unknown service %q: no endpoints under %q", service, resolver.ServicePrefix(cf.prefix, service))
+	}
+	return resolver.Instance{}, fmt.Errorf("unknown address %q: service %q has %s", addr, service, strings.Join(ids, ", "))
+}
+
+func runWeight(c *command, e *env, args []string) int {
+	var force bool
+	cf, pos, code, done := setup(c, e, args, 3, 3, func(fs *flag.FlagSet) {
+		fs.BoolVar(&force, "force", false, "set the override even if the endpoint is not registered (yet)")
+	})
+	if done {
+		return code
+	}
+	w, err := parseWeight(pos[2])
+	if err != nil {
+		fmt.Fprintf(e.stderr, "etcdlb weight: %v\n", err)
+		return exitUsage
+	}
+	return setOverride(c, e, cf, pos[0], pos[1], w, force)
+}
+
+func runDrain(c *command, e *env, args []string) int {
+	var force bool
+	cf, pos, code, done := setup(c, e, args, 2, 2, func(fs *flag.FlagSet) {
+		fs.BoolVar(&force, "force", false, "drain even if the endpoint is not registered (yet)")
+	})
+	if done {
+		return code
+	}
+	return setOverride(c, e, cf, pos[0], pos[1], 0, force)
+}
+
+func setOverride(c *command, e *env, cf *connFlags, service, addr string, w uint32, force bool) int {
+	ctx, cancel := context.WithTimeout(context.Background(), cf.dialTimeout+opTimeout)
+	defer cancel()
+	cli, err := cf.connect(ctx)
+	if err != nil {
+		return fail(e, c, err)
+	}
+	defer cli.Close()
+	in, err := findEndpoint(ctx, cli, cf, service, addr)
+	if err != nil && !force {
+		return fail(e, c, err)
+	}
+	if err := resolver.SetOverride(ctx, cli, service, addr, w, cf.opts()...); err != nil {
+		return fail(e, c, err)
+	}
+	own := "not registered"
+	if in.Key != "" && in.Err == nil {
+		own = fmt.Sprintf("own weight %d", in.Own.Weight)
+	}
+	what := fmt.Sprintf("weight override %d", w)
+	if w == 0 {
+		what = "drained (weight override 0)"
+	}
+	fmt.Fprintf(e.stdout, "%s %s: %s; %s\n", service, addr, what, own)
+	return exitOK
+}
+
+func runUndrain(c *command, e *env, args []string) int {
+	cf, pos, code, done := setup(c, e, args, 2, 2, nil)
+	if done {
+		return code
+	}
+	return clearOverride(c, e, cf, pos[0], pos[1], true)
+}
+
+func runOverride(c *command, e *env, args []string) int {
+	cf, pos, code, done := setup(c, e, args, 3, 3, nil)
+	if done {
+		return code
+	}
+	if pos[0] != "clear" {
+		fmt.Fprintf(e.stderr, "etcdlb override: unknown subcommand %q (only \"clear\")\n", pos[0])
+		return exitUsage
+	}
+	return clearOverride(c, e, cf, pos[1], pos[2], false)
+}
+
+// clearOverride deletes the override of addr; onlyDrain refuses one whose
+// weight is not 0.
+func clearOverride(c *command, e *env, cf *connFlags, service, addr string, onlyDrain bool) int {
+	ctx, cancel := context.WithTimeout(context.Background(), cf.dialTimeout+opTimeout)
+	defer cancel()
+	cli, err := cf.connect(ctx)
+	if err != nil {
+		return fail(e, c, err)
+	}
+	defer cli.Close()
+	w, has, err := resolver.GetOverride(ctx, cli, service, addr, cf.opts()...)
+	var ve *resolver.ValueError
+	if err != nil && !errors.As(err, &ve) {
+		return fail(e, c, err)
+	}
+	has = has || ve != nil // an unreadable override can be cleared too
+	in, ferr := findEndpoint(ctx, cli, cf, service, addr)
+	if !has {
+		if ferr != nil {
+			return fail(e, c, ferr)
+		}
+		msg := "no override; nothing to do"
+		if in.Err == nil && in.Own.Weight == 0 {
+			msg += " (the server drained itself: own weight 0)"
+		}
+		fmt.Fprintf(e.stdout, "%s %s: %s\n", service, addr, msg)
+		return exitOK
+	}
+	if onlyDrain && ve == nil && w != 0 {
+		return fail(e, c, fmt.Errorf("%s %s is not drained: its override is weight %d; use \"etcdlb override clear\"", service, addr, w))
+	}
+	if err := resolver.ClearOverride(ctx, cli, service, addr, cf.opts()...); err != nil {
+		return fail(e, c, err)
+	}
+	own := "not registered"
+	if ferr == nil && in.Err == nil {
+		own = fmt.Sprintf("own weight %d applies", in.Own.Weight)
+	}
+	fmt.Fprintf(e.stdout, "%s %s: override cleared; %s\n", service, addr, own)
+	return exitOK
+}
+
+func runWatch(c *command, e *env, args []string) int {
+	cf, pos, code, done := setup(c, e, args, 1, 1, nil)
+	if done {
+		return code
+	}
+	service := pos[0]
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cctx, cancel := context.WithTimeout(ctx, cf.dialTimeout)
+	cli, err := cf.connect(cctx)
+	cancel()
+	if err != nil {
+		return fail(e, c, err)
+	}
+	defer cli.Close()
+	svcPrefix := resolver.ServicePrefix(cf.prefix, service)
+	ovrPrefix := resolver.OverridePrefix(cf.prefix, service)
+	lctx, cancel := context.WithTimeout(ctx, opTimeout)
+	resp, err := cli.Txn(lctx).Then(
+		clientv3.OpGet(svcPrefix, clientv3.WithPrefix()),
+		clientv3.OpGet(ovrPrefix, clientv3.WithPrefix()),
+	).Commit()
+	cancel()
+	if err != nil {
+		return fail(e, c, err)
+	}
+	if _, err := resolver.List(ctx, cli, service); err != nil { // checks the name
+		return fail(e, c, err)
+	}
+	rev := resp.Header.Revision
+	fmt.Fprintf(e.stdout, "watching %s (and %s) from revision %d; Ctrl-C to stop\n", svcPrefix, ovrPrefix, rev+1)
+	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
+		printEvent(e, svcPrefix, ovrPrefix, false, string(kv.Key), kv.Value)
+	}
+	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
+		printEvent(e, svcPrefix, ovrPrefix, false, string(kv.Key), kv.Value)
+	}
+	fmt.Fprintln(e.stdout, "synced")
+	wctx := clientv3.WithRequireLeader(ctx)
+	svcCh := cli.Watch(wctx, svcPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	ovrCh := cli.Watch(wctx, ovrPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	for {
+		var wr clientv3.WatchResponse
+		var ok bool
+		select {
+		case wr, ok = <-svcCh:
+		case wr, ok = <-ovrCh:
+		}
+		if ctx.Err() != nil {
+			return exitOK
+		}
+		if !ok {
+			return fail(e, c, errors.New("watch closed"))
+		}
+		if err := wr.Err(); err != nil {
+			return fail(e, c, fmt.Errorf("watch failed: %w", err))
+		}
+		for _, ev := range wr.Events {
+			printEvent(e, svcPrefix, ovrPrefix, ev.Type == clientv3.EventTypeDelete, string(ev.Kv.Key), ev.Kv.Value)
+		}
+	}
+}
+
+// printEvent prints one change the way the resolver reads it.
+func printEvent(e *env, svcPrefix, ovrPrefix string, deleted bool, key string, value []byte) {
+	if id, ok := strings.CutPrefix(key, ovrPrefix); ok {
+		if deleted {
+			fmt.Fprintf(e.stdout, "override cleared  %s\n", id)
+			return
+		}
+		w, err := resolver.DecodeOverride(key, value)
+		if err != nil {
+			fmt.Fprintf(e.stdout, "override rejected %s  %s\n", id, reason(err))
+			return
+		}
+		fmt.Fprintf(e.stdout, "override          %s  weight=%d\n", id, w)
+		return
+	}
+	id := strings.TrimPrefix(key, svcPrefix)
+	if strings.Contains(id, "/") {
+		return // not an endpoint of this service: the resolver ignores it
+	}
+	if deleted {
+		fmt.Fprintf(e.stdout, "removed           %s\n", id)
+		return
+	}
+	v, err := resolver.DecodeValue(key, id, value)
+	if err != nil {
+		fmt.Fprintf(e.stdout, "rejected          %s  %s\n", id, reason(err))
+		return
+	}
+	fmt.Fprintf(e.stdout, "endpoint          %s  addr=%s weight=%d zone=%s metadata=%s\n", id, v.Addr, v.Weight, dash(v.Zone), dash(metadata(v.Metadata)))
+}

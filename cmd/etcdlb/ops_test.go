@@ -1,0 +1,274 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/peer"
+
+	_ "github.com/etcdlb/etcdlb/balancer"
+	"github.com/etcdlb/etcdlb/internal/embedetcd"
+	"github.com/etcdlb/etcdlb/internal/testserver"
+	"github.com/etcdlb/etcdlb/resolver"
+)
+
+// fixture is an embedded etcd with service "echo": two registered
+// backends and one key the resolver rejects.
+type fixture struct {
+	etcd  *embedetcd.Cluster
+	cli   *clientv3.Client
+	ep    string // --endpoints=...
+	srvs  []*testserver.Server
+	addrs []string
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{etcd: embedetcd.StartT(t, embedetcd.Options{})}
+	f.cli = f.etcd.ClientT(t)
+	f.ep = "--endpoints=" + strings.Join(f.etcd.Endpoints(), ",")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for i, zone := range []string{"a", "b"} {
+		s, err := testserver.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(s.Stop)
+		reg, err := resolver.Register(ctx, f.cli, resolver.Registration{
+			Service: "echo", Addr: s.Addr, Weight: 1, Zone: zone, Metadata: map[string]string{"n": fmt.Sprint(i)},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+		f.srvs = append(f.srvs, s)
+		f.addrs = append(f.addrs, s.Addr)
+	}
+	if _, err := f.cli.Put(ctx, "echo/bad", "{"); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// run runs etcdlb and checks its exit code and that stdout (or stderr, for
+// a failure) contains every want.
+func (f *fixture) run(t *testing.T, code int, want []string, args ...string) result {
+	t.Helper()
+	r := etcdlb(t, 30*time.Second, nil, args...)
+	out := r.stdout
+	if code != 0 {
+		out = r.stderr
+	}
+	if r.code != code {
+		t.Errorf("etcdlb %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
+	}
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("etcdlb %s: output lacks %q\nstdout: %s\nstderr: %s", strings.Join(args, " "), w, r.stdout, r.stderr)
+		}
+	}
+	return r
+}
+
+func (f *fixture) override(t *testing.T, addr string) (uint32, bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	w, ok, err := resolver.GetOverride(ctx, f.cli, "echo", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, ok
+}
+
+func TestOperatorCommands(t *testing.T) {
+	f := newFixture(t)
+	a0, a1 := f.addrs[0], f.addrs[1]
+
+	f.run(t, 0, []string{"SERVICE", a0, a1, "ZONE", "n=0", "rejected: malformed_json"}, "ls", "echo", f.ep)
+	f.run(t, 0, []string{"echo", a0}, "ls", f.ep)
+	f.run(t, 1, []string{`unknown service "nosuch"`}, "ls", f.ep, "nosuch")
+	// Environment variables as defaults, flags before the arguments.
+	r := etcdlb(t, 30*time.Second, []string{"ETCDCTL_ENDPOINTS=" + strings.Join(f.etcd.Endpoints(), ",")}, "ls", "echo")
+	if r.code != 0 || !strings.Contains(r.stdout, a0) {
+		t.Errorf("ETCDCTL_ENDPOINTS=... etcdlb ls echo: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	f.run(t, 0, []string{"weight override 5", "own weight 1"}, "weight", f.ep, "echo", a0, "5")
+	if w, ok := f.override(t, a0); !ok || w != 5 {
+		t.Errorf("after etcdlb weight 5: override %d, %v", w, ok)
+	}
+	for _, bad := range []string{"-1", "1.5", "1000001", "abc", "99999999999999999999"} {
+		f.run(t, 2, []string{fmt.Sprintf("weight %q is not an integer in 0..1000000", bad)}, "weight", "echo", a0, "--", bad)
+	}
+	f.run(t, 1, []string{`unknown address "127.0.0.1:1"`, a0}, "weight", "echo", "127.0.0.1:1", "5", f.ep)
+	f.run(t, 1, []string{`unknown service "nosuch"`}, "weight", "nosuch", a0, "5", f.ep)
+	f.run(t, 2, []string{"wrong number of arguments"}, "weight", "echo", a0, f.ep)
+
+	f.run(t, 0, []string{"drained"}, "drain", "echo", a1, f.ep)
+	if w, ok := f.override(t, a1); !ok || w != 0 {
+		t.Errorf("after etcdlb drain: override %d, %v", w, ok)
+	}
+	f.run(t, 0, []string{"override cleared", "own weight 1 applies"}, "undrain", "echo", a1, f.ep)
+	if _, ok := f.override(t, a1); ok {
+		t.Errorf("after etcdlb undrain: override still set")
+	}
+	f.run(t, 0, []string{"nothing to do"}, "undrain", "echo", a1, f.ep)
+	f.run(t, 1, []string{"is not drained", "override clear"}, "undrain", "echo", a0, f.ep)
+	f.run(t, 0, []string{"override cleared"}, "override", "clear", "echo", a0, f.ep)
+	if _, ok := f.override(t, a0); ok {
+		t.Errorf("after etcdlb override clear: override still set")
+	}
+	f.run(t, 2, []string{`unknown subcommand "set"`}, "override", "set", "echo", a0, f.ep)
+	f.run(t, 1, []string{`unknown address`}, "override", "clear", "echo", "127.0.0.1:1", f.ep)
+
+	for _, c := range commands {
+		r := f.run(t, 0, []string{"Usage: etcdlb " + c.name}, c.name, "--help")
+		if c != demoCmd && !strings.Contains(r.stdout, "-endpoints") {
+			t.Errorf("etcdlb %s --help lacks the connection flags:\n%s", c.name, r.stdout)
+		}
+	}
+}
+
+func TestConnectionErrors(t *testing.T) {
+	start := time.Now()
+	r := etcdlb(t, 30*time.Second, nil, "ls", "--endpoints=127.0.0.1:1", "--dial-timeout=500ms")
+	if r.code != 1 || !strings.Contains(r.stderr, "etcd unreachable at 127.0.0.1:1 after") {
+		t.Errorf("etcdlb ls against nothing: exit %d, stderr %q", r.code, r.stderr)
+	}
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("etcdlb ls against nothing took %v despite --dial-timeout=500ms", d)
+	}
+	r = etcdlb(t, 30*time.Second, nil, "ls", "--cacert=/nonexistent.pem")
+	if r.code != 1 || !strings.Contains(r.stderr, "bad certificates: --cacert") {
+		t.Errorf("etcdlb ls --cacert=/nonexistent.pem: exit %d, stderr %q", r.code, r.stderr)
+	}
+	r = etcdlb(t, 30*time.Second, nil, "ls", "--cert=/nonexistent.pem", "--key=/nonexistent.key")
+	if r.code != 1 || !strings.Contains(r.stderr, "bad certificates: --cert") {
+		t.Errorf("etcdlb ls --cert=/nonexistent.pem: exit %d, stderr %q", r.code, r.stderr)
+	}
+}
+
+func TestWatch(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "watch", "echo", f.ep)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		io.Copy(io.Discard, out)
+	}()
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	expect := func(parts ...string) {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("etcdlb watch ended while waiting for %q", parts)
+				}
+				match := true
+				for _, p := range parts {
+					match = match && strings.Contains(l, p)
+				}
+				if match {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("etcdlb watch: no line with %q", parts)
+			}
+		}
+	}
+	expect("endpoint", f.addrs[0], "weight=1", "zone=a")
+	expect("rejected", "bad", "malformed_json")
+	expect("synced")
+	if err := resolver.SetOverride(ctx, f.cli, "echo", f.addrs[1], 3); err != nil {
+		t.Fatal(err)
+	}
+	expect("override", f.addrs[1], "weight=3")
+	if _, err := f.cli.Put(ctx, "echo/127.0.0.1:9", `{"addr":"127.0.0.1:9","weight":-4}`); err != nil {
+		t.Fatal(err)
+	}
+	expect("rejected", "127.0.0.1:9", "bad_weight")
+	if _, err := f.cli.Delete(ctx, "echo/127.0.0.1:9"); err != nil {
+		t.Fatal(err)
+	}
+	expect("removed", "127.0.0.1:9")
+	if err := resolver.ClearOverride(ctx, f.cli, "echo", f.addrs[1]); err != nil {
+		t.Fatal(err)
+	}
+	expect("override cleared", f.addrs[1])
+}
+
+// TestWeightChangesLiveSplit: "etcdlb weight" moves a running client's
+// traffic.
+func TestWeightChangesLiveSplit(t *testing.T) {
+	f := newFixture(t)
+	conn, err := grpc.NewClient("etcd:///echo",
+		grpc.WithResolvers(resolver.NewBuilder(f.cli)),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"etcdlb_weighted":{}}]}`),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := testgrpc.NewTestServiceClient(conn)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// share returns a0's share of a batch of calls.
+	share := func() float64 {
+		n := 0
+		const batch = 200
+		for range batch {
+			var p peer.Peer
+			if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true), grpc.Peer(&p)); err != nil {
+				t.Fatalf("EmptyCall: %v", err)
+			}
+			if p.Addr.String() == f.addrs[0] {
+				n++
+			}
+		}
+		return float64(n) / batch
+	}
+	waitShare := func(lo, hi float64) {
+		t.Helper()
+		var s float64
+		for ctx.Err() == nil {
+			if s = share(); s >= lo && s <= hi {
+				return
+			}
+		}
+		t.Fatalf("a0's share %.2f, want within [%.2f, %.2f]", s, lo, hi)
+	}
+	waitShare(0.35, 0.65) // 1:1
+	f.run(t, 0, nil, "weight", "echo", f.addrs[0], "9", f.ep)
+	waitShare(0.8, 0.97) // 9:1
+	f.run(t, 0, nil, "drain", "echo", f.addrs[0], f.ep)
+	waitShare(0, 0)
+	f.run(t, 0, nil, "undrain", "echo", f.addrs[0], f.ep)
+	waitShare(0.35, 0.65)
+}
