@@ -153,6 +153,9 @@ func BenchmarkPutToUpdate(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/endpoints=%d", rv.name, n), func(b *testing.B) {
 				r, cc := resolveAll(b, rv.build(e.cli), target, n)
 				defer r.Close()
+				// Keys added for etcd-naming go, so that the next run (-count)
+				// starts from n endpoints again.
+				defer e.cli.Delete(e.ctx, svc+"/10.200.", clientv3.WithPrefix())
 				key, addr := svc+"/10.0.0.1:8080", "10.0.0.1:8080"
 				var lat []time.Duration
 				i := 0

@@ -18,9 +18,9 @@ func WithSyncedHookForTest(f func()) Option {
 	return func(o *options) { o.resolverHooks.Synced = func(string, time.Time) { f() } }
 }
 
-// WithProgressIntervalForTest sets how often the watch asks for progress.
-func WithProgressIntervalForTest(d time.Duration) Option {
-	return func(o *options) { o.progressEvery = d }
+// WithRevisionCheckForTest sets how often the watch checks etcd's revision.
+func WithRevisionCheckForTest(d time.Duration) Option {
+	return func(o *options) { o.revisionCheckEvery = d }
 }
 
 // WithCompactedHookForTest calls f when the watch was compacted.

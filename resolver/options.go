@@ -14,28 +14,28 @@ import (
 type Option func(*options)
 
 type options struct {
-	prefix          string
-	logger          *slog.Logger
-	backoffMin      time.Duration
-	backoffMax      time.Duration
-	requestTimeout  time.Duration
-	resolveNowEvery time.Duration
-	ttl             time.Duration
-	progressEvery   time.Duration
-	metrics         *metrics.Metrics
-	resolverHooks   hooks.Resolver
-	regHooks        hooks.Registration
+	prefix             string
+	logger             *slog.Logger
+	backoffMin         time.Duration
+	backoffMax         time.Duration
+	requestTimeout     time.Duration
+	resolveNowEvery    time.Duration
+	ttl                time.Duration
+	revisionCheckEvery time.Duration
+	metrics            *metrics.Metrics
+	resolverHooks      hooks.Resolver
+	regHooks           hooks.Registration
 }
 
 func newOptions(opts []Option) options {
 	o := options{
-		logger:          slog.Default(),
-		backoffMin:      100 * time.Millisecond,
-		backoffMax:      5 * time.Second,
-		requestTimeout:  5 * time.Second,
-		resolveNowEvery: time.Second,
-		ttl:             10 * time.Second,
-		progressEvery:   5 * time.Second,
+		logger:             slog.Default(),
+		backoffMin:         100 * time.Millisecond,
+		backoffMax:         5 * time.Second,
+		requestTimeout:     5 * time.Second,
+		resolveNowEvery:    time.Second,
+		ttl:                10 * time.Second,
+		revisionCheckEvery: 5 * time.Second,
 	}
 	for _, opt := range opts {
 		opt(&o)

@@ -225,6 +225,9 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("etcdlb: deregister %s: %w", r.key, err)
 	}
+	r.mu.Lock()
+	r.lease = 0 // done: a second Deregister has nothing to do
+	r.mu.Unlock()
 	return nil
 }
 
@@ -375,7 +378,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				// Cancelled or compacted: read the key now and watch on.
-				kv, err := r.get(ctx)
+				kv, now, err := r.get(ctx)
 				if err != nil {
 					sleepCtx(ctx, r.opts.backoff(failures))
 					failures++
@@ -388,7 +391,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 					r.revoke(lease)
 					return
 				}
-				wch = watch(kv.ModRevision + 1)
+				wch = watch(now + 1) // not kv.ModRevision + 1: it may be compacted
 				if kv.ModRevision == rev {
 					continue
 				}
@@ -491,15 +494,18 @@ func (r *Registrar) putOverride(ctx context.Context, weight uint32) error {
 	return err
 }
 
-// get returns the key, or nil if it does not exist.
-func (r *Registrar) get(ctx context.Context) (*mvccpb.KeyValue, error) {
+// get returns the key, or nil if it does not exist, and the revision read.
+func (r *Registrar) get(ctx context.Context) (*mvccpb.KeyValue, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.key)
-	if err != nil || len(resp.Kvs) == 0 {
-		return nil, err
+	if err != nil {
+		return nil, 0, err
 	}
-	return resp.Kvs[0], nil
+	if len(resp.Kvs) == 0 {
+		return nil, resp.Header.Revision, nil
+	}
+	return resp.Kvs[0], resp.Header.Revision, nil
 }
 
 // errKeyDeleted is why a registration whose key vanished is written again:

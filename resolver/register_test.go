@@ -180,13 +180,12 @@ func TestRegisterGivesUpOnlyWithItsContext(t *testing.T) {
 // and the resolver, whose watch revision is now in the future, finds them.
 func TestRegisterEtcdLostItsData(t *testing.T) {
 	e := newEnv(t)
-	// Push the revision up before the resolver's first list, so that the
-	// revision it knows is well above what the emptied etcd reaches while
-	// the server re-registers and the test writes.
+	// The revision the resolver lists at is well above what the emptied etcd
+	// reaches in this test, as in a real cluster; detection relies on it.
 	for i := range 20 {
 		e.put(t, "other/k", string(rune('a'+i)))
 	}
-	cc, _ := build(t, e.cli, "echo", etcdlbresolver.WithProgressIntervalForTest(200*time.Millisecond))
+	cc, _ := build(t, e.cli, "echo", etcdlbresolver.WithRevisionCheckForTest(200*time.Millisecond))
 	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1001"}, etcdlbresolver.WithTTL(time.Second))
 	cc.waitEndpoints(t, "127.0.0.1:1001/1/")
 	if err := e.etcd.RestartEmpty(0); err != nil {

@@ -65,6 +65,7 @@ func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 
 // entry is one key under the service prefix.
 type entry struct {
+	key string
 	id  string // last key segment
 	val Value
 	err error // non-nil: rejected
@@ -92,7 +93,7 @@ type etcdResolver struct {
 
 	// Owned by run.
 	entries   map[string]*entry // by key
-	keys      []string          // sorted keys of entries; nil when stale
+	sorted    []*entry          // entries by address, then key; nil when stale
 	overrides map[string]uint32 // by id
 	known     int64             // highest revision seen
 	term      uint64            // highest raft term seen
@@ -129,7 +130,7 @@ func (r *etcdResolver) run() {
 				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v%s", r.svcPrefix, err, r.connState(err)))
 				r.sent = true
 			}
-			if !r.sleep(r.opts.backoff(failures)) {
+			if !sleepCtx(r.ctx, r.opts.backoff(failures)) {
 				return
 			}
 			failures++
@@ -150,7 +151,7 @@ func (r *etcdResolver) run() {
 		if h := r.opts.resolverHooks.WatchRestart; h != nil {
 			h(r.service)
 		}
-		if !r.sleep(r.opts.backoff(failures) / 4) {
+		if !sleepCtx(r.ctx, r.opts.backoff(failures)/4) {
 			return
 		}
 	}
@@ -166,18 +167,6 @@ func (r *etcdResolver) connState(err error) string {
 		return fmt.Sprintf(" (etcd connection %s)", conn.GetState())
 	}
 	return ""
-}
-
-// sleep waits d or until Close; it reports false on Close.
-func (r *etcdResolver) sleep(d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-r.ctx.Done():
-		return false
-	}
 }
 
 // list reads the endpoints and overrides at one revision, replaces the state
@@ -200,7 +189,7 @@ func (r *etcdResolver) list() (int64, error) {
 	r.known, r.term = resp.Header.Revision, resp.Header.RaftTerm
 	old := r.entries
 	r.entries = make(map[string]*entry, len(old))
-	r.keys = nil
+	r.sorted = nil
 	r.overrides = make(map[string]uint32)
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		r.putEntry(kv, old)
@@ -225,8 +214,8 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 	// A small read now and then shows a revision or a raft term that went
 	// back: etcd lost its data, and a watch on a future revision would wait
 	// for keys that never reach it. (etcd sends no progress to such a watch.)
-	progress := time.NewTicker(r.opts.progressEvery)
-	defer progress.Stop()
+	check := time.NewTicker(r.opts.revisionCheckEvery)
+	defer check.Stop()
 	for {
 		var (
 			wr  clientv3.WatchResponse
@@ -250,7 +239,7 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 			continue
 		case <-resolveLater:
 			return false, progressed
-		case <-progress.C:
+		case <-check.C:
 			if r.wentBack(ctx) {
 				return true, progressed
 			}
@@ -282,10 +271,11 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 // wentBack reports whether etcd's revision or raft term is now below what
 // the resolver has seen.
 func (r *etcdResolver) wentBack(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, min(r.opts.requestTimeout, r.opts.progressEvery))
+	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
+		r.log.Debug("etcdlb: revision check failed", "err", err)
 		return false // the watch reports trouble of its own
 	}
 	return r.timeTravel(resp.Header)
@@ -330,7 +320,7 @@ func (r *etcdResolver) apply(events []*clientv3.Event, ovr bool) {
 		case ev.Type == mvccpb.DELETE:
 			if _, ok := r.entries[key]; ok {
 				delete(r.entries, key)
-				r.keys = nil
+				r.sorted = nil
 			}
 		default:
 			r.putEntry(ev.Kv, r.entries)
@@ -351,10 +341,16 @@ func (r *etcdResolver) putEntry(kv *mvccpb.KeyValue, old map[string]*entry) {
 	if err != nil && (prev == nil || prev.err == nil || prev.err.Error() != err.Error()) {
 		r.rejected(err)
 	}
-	if _, ok := r.entries[key]; !ok {
-		r.keys = nil
+	if cur, ok := r.entries[key]; ok {
+		// In place, so that r.sorted stays valid unless the address moved.
+		if cur.val.Addr != v.Addr {
+			r.sorted = nil
+		}
+		*cur = entry{key: key, id: id, val: v, err: err}
+		return
 	}
-	r.entries[key] = &entry{id: id, val: v, err: err}
+	r.sorted = nil
+	r.entries[key] = &entry{key: key, id: id, val: v, err: err}
 }
 
 func (r *etcdResolver) putOverride(kv *mvccpb.KeyValue) {
@@ -395,22 +391,22 @@ func (r *etcdResolver) synced() {
 // endpoints returns the valid endpoints sorted by address. Of two keys with
 // the same address, the first in key order wins.
 func (r *etcdResolver) endpoints() (eps []resolver.Endpoint, rejected int) {
-	if r.keys == nil {
-		r.keys = slices.Sorted(maps.Keys(r.entries))
+	if r.sorted == nil {
+		r.sorted = slices.SortedFunc(maps.Values(r.entries), func(a, b *entry) int {
+			if c := strings.Compare(a.val.Addr, b.val.Addr); c != 0 {
+				return c
+			}
+			return strings.Compare(a.key, b.key)
+		})
 	}
-	eps = make([]resolver.Endpoint, 0, len(r.keys))
-	seen := make(map[string]bool, len(r.keys))
-	for _, k := range r.keys {
-		e := r.entries[k]
-		if e.err != nil {
+	eps = make([]resolver.Endpoint, 0, len(r.sorted))
+	prev := ""
+	for _, e := range r.sorted {
+		if e.err != nil || e.val.Addr == prev {
 			rejected++
 			continue
 		}
-		if seen[e.val.Addr] {
-			rejected++
-			continue
-		}
-		seen[e.val.Addr] = true
+		prev = e.val.Addr
 		w := e.val.Weight
 		if ow, ok := r.overrides[e.id]; ok {
 			w = ow
@@ -422,9 +418,6 @@ func (r *etcdResolver) endpoints() (eps []resolver.Endpoint, rejected int) {
 		}
 		eps = append(eps, e.ep)
 	}
-	slices.SortFunc(eps, func(a, b resolver.Endpoint) int {
-		return strings.Compare(a.Addresses[0].Addr, b.Addresses[0].Addr)
-	})
 	return eps, rejected
 }
 
