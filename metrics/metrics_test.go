@@ -363,3 +363,48 @@ func TestLeaseLossCounted(t *testing.T) {
 	})
 	lint(t, reg)
 }
+
+// TestEtcdOutageCounted stops etcd under a resolver: its failed requests
+// are counted, and the sync time moves on once etcd is back.
+func TestEtcdOutageCounted(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcd := embedetcd.StartT(t, embedetcd.Options{})
+	cli := etcd.ClientT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := cli.Put(ctx, "echo/127.0.0.1:1", `{"addr":"127.0.0.1:1"}`); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := grpc.NewClient("etcd:///echo",
+		grpc.WithResolvers(etcdlbresolver.NewBuilder(cli, etcdlbresolver.WithMetrics(m),
+			etcdlbresolver.WithBackoff(20*time.Millisecond, 200*time.Millisecond),
+			etcdlbresolver.WithRequestTimeout(500*time.Millisecond))),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"etcdlb_weighted":{}}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Connect()
+	waitFor(t, "the first sync", func() bool {
+		_, ok := value(t, reg, "etcdlb_resolver_last_sync_timestamp_seconds", map[string]string{"service": "echo"})
+		return ok
+	})
+	etcd.Stop(0)
+	waitFor(t, "etcd errors counted", func() bool {
+		e, _ := value(t, reg, "etcdlb_resolver_etcd_errors_total", map[string]string{"service": "echo"})
+		return e >= 1
+	})
+	stale, _ := value(t, reg, "etcdlb_resolver_last_sync_timestamp_seconds", map[string]string{"service": "echo"})
+	if err := etcd.Restart(0); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a sync after the restart", func() bool {
+		v, _ := value(t, reg, "etcdlb_resolver_last_sync_timestamp_seconds", map[string]string{"service": "echo"})
+		return v > stale
+	})
+}

@@ -275,10 +275,19 @@ func (r *etcdResolver) wentBack(ctx context.Context) bool {
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
+		// Counted, so that an outage shows in the metrics even while the
+		// watch waits quietly; logged at debug, as it repeats.
 		r.log.Debug("etcdlb: revision check failed", "err", err)
-		return false // the watch reports trouble of its own
+		if h := r.opts.resolverHooks.EtcdError; h != nil {
+			h(r.service, err)
+		}
+		return false
 	}
-	return r.timeTravel(resp.Header)
+	if r.timeTravel(resp.Header) {
+		return true
+	}
+	r.synced() // a quiet service is in sync too
+	return false
 }
 
 // timeTravel reports, and logs, a header older than what was seen.
