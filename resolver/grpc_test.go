@@ -2,8 +2,6 @@ package resolver_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,48 +14,20 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	_ "github.com/etcdlb/etcdlb/balancer" // etcdlb_weighted
+	"github.com/etcdlb/etcdlb/internal/testserver"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
-// backend is a real gRPC server on 127.0.0.1 that counts calls and the TCP
-// connections it accepts.
-type backend struct {
-	testgrpc.UnimplementedTestServiceServer
-	addr  string
-	calls atomic.Int64
-	conns atomic.Int64
-	srv   *grpc.Server
-}
-
-func (b *backend) EmptyCall(context.Context, *testgrpc.Empty) (*testgrpc.Empty, error) {
-	b.calls.Add(1)
-	return &testgrpc.Empty{}, nil
-}
-
-func startBackend(t testing.TB) *backend {
+// startBackend starts a real gRPC server on 127.0.0.1 that counts calls
+// and accepted TCP connections.
+func startBackend(t testing.TB) *testserver.Server {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	b, err := testserver.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &backend{addr: l.Addr().String(), srv: grpc.NewServer()}
-	testgrpc.RegisterTestServiceServer(b.srv, b)
-	go b.srv.Serve(countingListener{Listener: l, n: &b.conns})
-	t.Cleanup(b.srv.Stop)
+	t.Cleanup(b.Stop)
 	return b
-}
-
-type countingListener struct {
-	net.Listener
-	n *atomic.Int64
-}
-
-func (l countingListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err == nil {
-		l.n.Add(1)
-	}
-	return c, err
 }
 
 // dial returns a client of etcd:///service through etcdlb's resolver and
@@ -77,11 +47,11 @@ func dial(t testing.TB, cli *clientv3.Client, service, lbConfig string) testgrpc
 }
 
 // callBatch makes n calls and returns how many each backend got.
-func callBatch(t testing.TB, c testgrpc.TestServiceClient, n int, bs []*backend) []int64 {
+func callBatch(t testing.TB, c testgrpc.TestServiceClient, n int, bs []*testserver.Server) []int64 {
 	t.Helper()
 	before := make([]int64, len(bs))
 	for i, b := range bs {
-		before[i] = b.calls.Load()
+		before[i] = b.Calls()
 	}
 	for range n {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -93,7 +63,7 @@ func callBatch(t testing.TB, c testgrpc.TestServiceClient, n int, bs []*backend)
 	}
 	got := make([]int64, len(bs))
 	for i, b := range bs {
-		got[i] = b.calls.Load() - before[i]
+		got[i] = b.Calls() - before[i]
 	}
 	return got
 }
@@ -124,7 +94,7 @@ func chiSquare(got []int64, weights []float64) float64 {
 const chi2Crit = 13.82
 
 // waitSplit calls in batches until a batch splits as weights.
-func waitSplit(t testing.TB, c testgrpc.TestServiceClient, bs []*backend, weights []float64) {
+func waitSplit(t testing.TB, c testgrpc.TestServiceClient, bs []*testserver.Server, weights []float64) {
 	t.Helper()
 	deadline := time.Now().Add(waitTimeout)
 	for {
@@ -140,11 +110,11 @@ func waitSplit(t testing.TB, c testgrpc.TestServiceClient, bs []*backend, weight
 
 func TestEndToEndWeightedSplit(t *testing.T) {
 	e := newEnv(t)
-	bs := []*backend{startBackend(t), startBackend(t), startBackend(t)}
+	bs := []*testserver.Server{startBackend(t), startBackend(t), startBackend(t)}
 	zones := []string{"a", "b", "b"}
 	regs := make([]*etcdlbresolver.Registrar, len(bs))
 	for i, b := range bs {
-		regs[i] = register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.addr,
+		regs[i] = register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.Addr,
 			Weight: uint32(i + 1), Zone: zones[i]})
 	}
 	c := dial(t, e.cli, "echo", `{}`)
@@ -159,7 +129,7 @@ func TestEndToEndWeightedSplit(t *testing.T) {
 	// An operator turns the weights around: the split follows, on the same
 	// connections.
 	for i, b := range bs {
-		if err := etcdlbresolver.SetOverride(e.ctx, e.cli, "echo", b.addr, uint32(3-i)); err != nil {
+		if err := etcdlbresolver.SetOverride(e.ctx, e.cli, "echo", b.Addr, uint32(3-i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -182,10 +152,10 @@ func TestEndToEndWeightedSplit(t *testing.T) {
 	}
 }
 
-func totalConns(bs []*backend) int64 {
+func totalConns(bs []*testserver.Server) int64 {
 	var n int64
 	for _, b := range bs {
-		n += b.conns.Load()
+		n += b.Accepted()
 	}
 	return n
 }
@@ -195,9 +165,9 @@ func totalConns(bs []*backend) int64 {
 // picked.
 func TestEtcdDownCallsKeepFlowing(t *testing.T) {
 	e := newEnv(t)
-	bs := []*backend{startBackend(t), startBackend(t), startBackend(t)}
+	bs := []*testserver.Server{startBackend(t), startBackend(t), startBackend(t)}
 	for i, b := range bs[:2] {
-		register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.addr, Weight: uint32(i + 1)},
+		register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.Addr, Weight: uint32(i + 1)},
 			etcdlbresolver.WithTTL(10*time.Second))
 	}
 	c := dial(t, e.cli, "echo", `{}`)
@@ -231,7 +201,7 @@ func TestEtcdDownCallsKeepFlowing(t *testing.T) {
 	if err := e.etcd.Restart(0); err != nil {
 		t.Fatal(err)
 	}
-	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: bs[2].addr, Weight: 3})
+	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: bs[2].Addr, Weight: 3})
 	waitSplit(t, c, bs, []float64{1, 2, 3})
 	close(stop)
 	wg.Wait()
@@ -240,5 +210,3 @@ func TestEtcdDownCallsKeepFlowing(t *testing.T) {
 	}
 	t.Logf("%d calls during the outage and after, %d failed", calls.Load(), failed.Load())
 }
-
-var _ = fmt.Sprint

@@ -48,9 +48,9 @@ func TestInteropEtcdManagerWritesWeRead(t *testing.T) {
 func TestInteropEtcdResolverReadsOurs(t *testing.T) {
 	e := newEnv(t)
 	b := startBackend(t)
-	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.addr, Weight: 5, Zone: "a",
+	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.Addr, Weight: 5, Zone: "a",
 		Metadata: map[string]string{"v": "1"}})
-	if err := etcdlbresolver.SetOverride(e.ctx, e.cli, "echo", b.addr, 9); err != nil {
+	if err := etcdlbresolver.SetOverride(e.ctx, e.cli, "echo", b.Addr, 9); err != nil {
 		t.Fatal(err)
 	}
 	// Directly: the Manager's view of our keys.
@@ -59,7 +59,7 @@ func TestInteropEtcdResolverReadsOurs(t *testing.T) {
 		t.Fatal(err)
 	}
 	eps, err := em.List(e.ctx)
-	if err != nil || len(eps) != 1 || eps["echo/"+b.addr].Addr != b.addr {
+	if err != nil || len(eps) != 1 || eps["echo/"+b.Addr].Addr != b.Addr {
 		t.Fatalf("Manager.List = %v, %v", eps, err)
 	}
 	// Through a gRPC client on etcd's resolver.
@@ -78,8 +78,8 @@ func TestInteropEtcdResolverReadsOurs(t *testing.T) {
 	if _, err := testgrpc.NewTestServiceClient(conn).EmptyCall(ctx, &testgrpc.Empty{}, grpc.WaitForReady(true)); err != nil {
 		t.Fatal(err)
 	}
-	if b.calls.Load() != 1 {
-		t.Fatalf("backend got %d calls", b.calls.Load())
+	if b.Calls() != 1 {
+		t.Fatalf("backend got %d calls", b.Calls())
 	}
 	// And its resolver's state has exactly our one endpoint.
 	cc := newFakeCC()
@@ -89,7 +89,7 @@ func TestInteropEtcdResolverReadsOurs(t *testing.T) {
 	}
 	defer r.Close()
 	s := cc.waitFor(t, "etcd resolver state", func(last *resolver.State, _ []error) bool { return last != nil })
-	if len(s.Endpoints) != 1 || s.Endpoints[0].Addresses[0].Addr != b.addr {
+	if len(s.Endpoints) != 1 || s.Endpoints[0].Addresses[0].Addr != b.Addr {
 		t.Fatalf("etcd resolver state %+v", s)
 	}
 }

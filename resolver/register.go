@@ -346,7 +346,8 @@ func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, rev int64
 var errConflict = errors.New("key changed by someone else")
 
 // serve keeps lease alive and the key as wanted until the lease or the key is
-// lost, or the Registrar closes.
+// lost, or the Registrar closes. Nothing in its loop waits on etcd for longer
+// than a request timeout, so a lost lease is always noticed.
 func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
@@ -355,17 +356,31 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 		r.leaseFailed(lease, err)
 		return
 	}
-	watch := func(from int64) clientv3.WatchChan {
-		return r.cli.Watch(clientv3.WithRequireLeader(ctx), r.key, clientv3.WithRev(from))
+	// Watch blocks until etcd takes the request; the lease must be watched
+	// meanwhile, so the watch is made on the side and arrives on pending.
+	var wch clientv3.WatchChan
+	var pending chan clientv3.WatchChan
+	watch := func(from int64) {
+		wch, pending = nil, make(chan clientv3.WatchChan, 1)
+		go func(pending chan<- clientv3.WatchChan) {
+			pending <- r.cli.Watch(clientv3.WithRequireLeader(ctx), r.key, clientv3.WithRev(from))
+		}(pending)
 	}
-	wch := watch(rev + 1)
-	dirty := false
-	var retry <-chan time.Time
-	failures := 0
+	watch(rev + 1)
+	var (
+		dirty    bool             // the wanted value is not in etcd yet
+		retry    <-chan time.Time // next write attempt
+		recheck  <-chan time.Time // next read of the key
+		unkept   bool             // an edit's weight is not yet an override
+		failures int
+	)
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case wch = <-pending:
+			pending = nil
+			continue
 		case _, ok := <-ka:
 			if !ok {
 				r.leaseFailed(lease, errors.New("lease expired or revoked"))
@@ -377,29 +392,8 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 			continue
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
-				// Cancelled or compacted: read the key now and watch on.
-				kv, now, err := r.get(ctx)
-				if err != nil {
-					sleepCtx(ctx, r.opts.backoff(failures))
-					failures++
-					wch = watch(rev + 1)
-					continue
-				}
-				failures = 0
-				if kv == nil {
-					r.leaseFailed(lease, errKeyDeleted)
-					r.revoke(lease)
-					return
-				}
-				wch = watch(now + 1) // not kv.ModRevision + 1: it may be compacted
-				if kv.ModRevision == rev {
-					continue
-				}
-				var lost bool
-				rev, lost = r.foreign(ctx, kv, lease)
-				if lost {
-					return
-				}
+				// Cancelled or compacted: read the key, then watch on.
+				wch, recheck = nil, time.After(0)
 				continue
 			}
 			for _, ev := range wr.Events {
@@ -411,20 +405,46 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 					r.revoke(lease)
 					return
 				}
-				var lost bool
-				rev, lost = r.foreign(ctx, ev.Kv, lease)
-				if lost {
-					return
+				rev = ev.Kv.ModRevision
+				rewrite, err := r.foreign(ctx, ev.Kv, lease)
+				if unkept = err != nil; unkept {
+					recheck = time.After(r.opts.backoff(failures)) // keep it then
+					failures++
 				}
+				dirty = dirty || rewrite
 			}
-			continue
+		case <-recheck:
+			recheck = nil
+			kv, now, err := r.get(ctx)
+			if err != nil {
+				recheck = time.After(r.opts.backoff(failures))
+				failures++
+				continue
+			}
+			if kv == nil {
+				r.leaseFailed(lease, errKeyDeleted)
+				r.revoke(lease)
+				return
+			}
+			if wch == nil && pending == nil {
+				watch(now + 1) // not kv.ModRevision + 1: it may be compacted
+			}
+			if kv.ModRevision != rev || unkept {
+				rev = kv.ModRevision
+				rewrite, err := r.foreign(ctx, kv, lease)
+				if unkept = err != nil; unkept {
+					recheck = time.After(r.opts.backoff(failures))
+					failures++
+				}
+				dirty = dirty || rewrite
+			}
 		case <-r.wake:
 			dirty = true
 		case <-retry:
 			retry = nil
 		}
-		if !dirty {
-			continue
+		if !dirty || retry != nil || unkept {
+			continue // unkept: writing now would lose the operator's weight
 		}
 		wctx, wcancel := context.WithTimeout(ctx, r.opts.requestTimeout)
 		newRev, err := r.write(wctx, lease, rev)
@@ -433,8 +453,8 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 		case err == nil:
 			rev, dirty, failures = newRev, false, 0
 		case errors.Is(err, errConflict):
-			// The watch brings the other write; foreign handles it, then the
-			// dirty value is written against its revision.
+			// The watch brings the other write; then the value is written
+			// again against its revision.
 			retry = time.After(r.opts.backoffMin)
 		default:
 			r.log.Warn("etcdlb: update failed; retrying", "err", err)
@@ -444,18 +464,19 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 	}
 }
 
-// foreign handles a write to the key by someone else. An operator's edit
-// (the key left on this lease with put --ignore-lease, or taken off any lease)
-// has its weight kept as an override, so that it outlives this lease, and the
-// key is rewritten with the registration's own value under the lease. A key
-// on another lease belongs to another registration of the same address: it is
-// left alone, and if that lease ends, the delete brings this one back. It
-// returns the key's revision now, and whether this registration is lost.
-func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clientv3.LeaseID) (int64, bool) {
+// foreign handles a write to the key by someone else, and reports whether
+// the key must be written again, or an error if the edit's weight could not
+// be kept yet (the key is then left as it is, to be looked at again). An operator's edit (the key left on this
+// lease with put --ignore-lease, or taken off any lease) has its weight kept
+// as an override, so that it outlives this lease, and the key is to be
+// rewritten with the registration's own value under the lease. A key on
+// another lease belongs to another registration of the same address: it is
+// left alone, and if that lease ends, the delete brings this one back.
+func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clientv3.LeaseID) (bool, error) {
 	if kv.Lease != 0 && kv.Lease != int64(lease) {
 		r.log.Warn("etcdlb: key written under another lease; another registration of this address?",
 			"lease", kv.Lease)
-		return kv.ModRevision, false
+		return false, nil
 	}
 	v, err := DecodeValue(r.key, r.reg.Addr, kv.Value)
 	r.mu.Lock()
@@ -465,22 +486,11 @@ func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clie
 		r.log.Info("etcdlb: key edited in place; keeping its weight as an override",
 			"weight", v.Weight, "own_weight", own.Weight, "override_key", r.ovrKey)
 		if err := r.putOverride(ctx, v.Weight); err != nil {
-			r.log.Warn("etcdlb: cannot save override", "err", err)
+			r.log.Warn("etcdlb: cannot save the edited weight as an override yet; leaving the key as it is", "err", err)
+			return false, err
 		}
 	}
-	for failures := 0; ctx.Err() == nil; failures++ {
-		wctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
-		rev, err := r.write(wctx, lease, kv.ModRevision)
-		cancel()
-		if err == nil {
-			return rev, false
-		}
-		if errors.Is(err, errConflict) {
-			return kv.ModRevision, false // a newer write; the watch brings it
-		}
-		sleepCtx(ctx, r.opts.backoff(failures))
-	}
-	return kv.ModRevision, true
+	return true, nil
 }
 
 func (r *Registrar) putOverride(ctx context.Context, weight uint32) error {

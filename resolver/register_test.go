@@ -216,7 +216,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 	deadline := time.Now().Add(waitTimeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out waiting for %s; goroutines of etcdlb:\n%s", what, etcdlbStacks())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -226,4 +226,16 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 func goroutinesIn(fn string) bool {
 	buf := make([]byte, 4<<20)
 	return strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn)
+}
+
+// etcdlbStacks returns the stacks of the goroutines in etcdlb's resolver.
+func etcdlbStacks() string {
+	buf := make([]byte, 8<<20)
+	var out []string
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "etcdlb/resolver.(*") {
+			out = append(out, g)
+		}
+	}
+	return strings.Join(out, "\n\n")
 }
