@@ -1,11 +1,15 @@
 package picker
 
-import "google.golang.org/grpc/balancer"
+import (
+	"unsafe"
+
+	"google.golang.org/grpc/balancer"
+)
 
 // NewRoundRobin returns a picker that gives each endpoint the same share of
 // picks, in turn. Weights are ignored. eps must not be empty.
 func NewRoundRobin(eps []Endpoint) balancer.Picker {
-	return &cyclePicker{eps: eps, seq: newSequence(len(eps))}
+	return &cyclePicker{eps: isolate(eps), seq: newSequence(len(eps))}
 }
 
 // NewWeighted returns a picker that gives each endpoint a share of picks in
@@ -20,15 +24,20 @@ func NewWeighted(eps []Endpoint) balancer.Picker {
 	if order == nil {
 		return NewRoundRobin(eps)
 	}
-	return &cyclePicker{eps: eps, order: order, seq: newSequence(len(order))}
+	return &cyclePicker{eps: isolate(eps), order: isolate(order), seq: newSequence(len(order))}
 }
 
 // cyclePicker walks a fixed cycle: the endpoints in turn, or a weighted
 // schedule of their indices.
+//
+// Every core reads its fields on every pick: it is padded to 128 bytes, a
+// size class whose objects are cache-line aligned, so that no object that
+// some core writes shares its cache lines.
 type cyclePicker struct {
+	seq   sequence
 	eps   []Endpoint
 	order []uint32 // nil: position i is endpoint i
-	seq   *sequence
+	_     [128 - unsafe.Sizeof(sequence{}) - 2*unsafe.Sizeof([]byte(nil))]byte
 }
 
 func (p *cyclePicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
@@ -36,7 +45,29 @@ func (p *cyclePicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) 
 	if p.order != nil {
 		i = p.order[i]
 	}
-	return pickEndpoint(&p.eps[i], info)
+	e := &p.eps[i]
+	if e.Done == nil {
+		// Round robin and weighted endpoints carry no Done: one call, to
+		// the child's picker, as grpc-go's round_robin makes.
+		return e.Picker.Pick(info)
+	}
+	return pickEndpoint(e, info)
+}
+
+// isolate returns s, or when it is small a copy of it in cache lines of its
+// own: at least 128 bytes and a multiple of 64, which Go's allocator serves
+// from line-aligned size classes (from 32 KiB up, allocations are page
+// aligned anyway). Every core reads these arrays on every pick, and a
+// neighbouring object that some core writes would slow them all down.
+func isolate[T any](s []T) []T {
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	if len(s)*size >= 32<<10 {
+		return s
+	}
+	c := make([]T, len(s), max(128, (len(s)*size+63)/64*64)/size)
+	copy(c, s)
+	return c
 }
 
 // Picks reports, for a round robin or weighted picker, how many picks each

@@ -30,9 +30,9 @@ type stripe struct {
 	_ [116]byte
 }
 
-func newSequence(length int) *sequence {
+func newSequence(length int) sequence {
 	n := stripeCount()
-	s := &sequence{stripes: make([]stripe, n), length: uint32(length)}
+	s := sequence{stripes: make([]stripe, n), length: uint32(length)}
 	start := rand.Uint32()
 	for i := range s.stripes {
 		// Spread the starting points over the cycle, so that the stripes'
@@ -42,10 +42,15 @@ func newSequence(length int) *sequence {
 	return s
 }
 
-// stripeCount is four stripes per processor, a power of two, at most 64.
+// stripeCount is 32 stripes per processor, a power of two, at most 256.
+// Two goroutines whose stacks hash to the same stripe share its counter and
+// pick as slowly as on grpc-go's single counter; with S stripes, two
+// goroutines collide with probability 1/S (1/8 with the 8 stripes that four
+// per processor gave on two cores: a quarter of RunParallel runs measured
+// 20-35 ns instead of 5).
 func stripeCount() int {
-	n := 4 * runtime.GOMAXPROCS(0)
-	return min(64, 1<<bits.Len(uint(n-1)))
+	n := 32 * runtime.GOMAXPROCS(0)
+	return min(256, 1<<bits.Len(uint(n-1)))
 }
 
 // next returns the next position. The position is taken from the low 32
@@ -69,7 +74,7 @@ func stackStripe() uint32 {
 	var b byte
 	addr := uint64(uintptr(unsafe.Pointer(&b)))
 	// Fibonacci hashing: the top bits of the product mix all of the address.
-	return uint32((addr >> 10 * 0x9E3779B97F4A7C15) >> 58)
+	return uint32((addr >> 10 * 0x9E3779B97F4A7C15) >> 56) // 8 bits: up to 256 stripes
 }
 
 // visits calls visit(position, n) for the positions the stripes have handed
