@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
@@ -79,6 +80,27 @@ func metricValue(m *dto.Metric) float64 {
 		return float64(m.Histogram.GetSampleCount())
 	}
 	return 0
+}
+
+// newMetrics returns a Metrics on a registry of its own.
+func newMetrics(t *testing.T) (*prometheus.Registry, *metrics.Metrics) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, m
+}
+
+// startEtcd starts an embedded etcd for the test, with a client and a
+// context bounding the test's requests.
+func startEtcd(t *testing.T) (*embedetcd.Cluster, *clientv3.Client, context.Context) {
+	t.Helper()
+	etcd := embedetcd.StartT(t, embedetcd.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return etcd, etcd.ClientT(t), ctx
 }
 
 func lint(t *testing.T, reg *prometheus.Registry) {
@@ -154,11 +176,7 @@ func backend(t *testing.T) *testserver.Server {
 // ClientConns of each policy in one process, on one registry: the picks
 // counted per endpoint match the calls each backend served.
 func TestBalancerMetricsFollowRealPicks(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	a, b := backend(t), backend(t)
 	for _, policy := range []string{"etcdlb_round_robin", "etcdlb_weighted", "etcdlb_least_inflight"} {
 		for range 2 { // two ClientConns, same policy and service: series add up
@@ -215,11 +233,7 @@ func TestWithoutEndpointLabelsSumsPerZone(t *testing.T) {
 }
 
 func TestPickFailuresCounted(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	// A port nobody listens on: the endpoint fails, and calls fail with it.
 	s := backend(t)
 	addr := s.Addr
@@ -242,15 +256,8 @@ func TestPickFailuresCounted(t *testing.T) {
 // TestResolverAndRegistrationMetrics runs a real registration and resolver
 // against the embedded etcd.
 func TestResolverAndRegistrationMetrics(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcd := embedetcd.StartT(t, embedetcd.Options{})
-	cli := etcd.ClientT(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	reg, m := newMetrics(t)
+	_, cli, ctx := startEtcd(t)
 
 	s := backend(t)
 	r, err := etcdlbresolver.Register(ctx, cli, etcdlbresolver.Registration{Service: "echo", Addr: s.Addr, Weight: 2, Zone: "z1"},
@@ -308,11 +315,7 @@ func TestResolverAndRegistrationMetrics(t *testing.T) {
 }
 
 func TestZoneSpillCounted(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, m := newMetrics(t)
 	a := backend(t)
 	// The client's zone is z9; the only endpoint is in z1: picks spill.
 	r := static.New("spill", endpoint.New(a.Addr, endpoint.Attrs{Weight: 1, Zone: "z1"})).WithMetrics(m)
@@ -337,15 +340,8 @@ func TestZoneSpillCounted(t *testing.T) {
 // TestLeaseLossCounted revokes a registration's lease from outside: the
 // failure and the re-registration are counted.
 func TestLeaseLossCounted(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcd := embedetcd.StartT(t, embedetcd.Options{})
-	cli := etcd.ClientT(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	reg, m := newMetrics(t)
+	_, cli, ctx := startEtcd(t)
 	r, err := etcdlbresolver.Register(ctx, cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1"},
 		etcdlbresolver.WithMetrics(m), etcdlbresolver.WithTTL(time.Second))
 	if err != nil {
@@ -367,15 +363,8 @@ func TestLeaseLossCounted(t *testing.T) {
 // TestEtcdOutageCounted stops etcd under a resolver: its failed requests
 // are counted, and the sync time moves on once etcd is back.
 func TestEtcdOutageCounted(t *testing.T) {
-	reg := prometheus.NewRegistry()
-	m, err := metrics.New(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	etcd := embedetcd.StartT(t, embedetcd.Options{})
-	cli := etcd.ClientT(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	reg, m := newMetrics(t)
+	etcd, cli, ctx := startEtcd(t)
 	if _, err := cli.Put(ctx, "echo/127.0.0.1:1", `{"addr":"127.0.0.1:1"}`); err != nil {
 		t.Fatal(err)
 	}
