@@ -27,6 +27,7 @@ type Server struct {
 	accepted atomic.Int64
 	inflight atomic.Int64
 	delay    atomic.Int64 // nanoseconds each call takes
+	handler  atomic.Pointer[func(context.Context) error]
 
 	mu   sync.Mutex
 	srv  *grpc.Server
@@ -103,11 +104,28 @@ func (s *Server) Inflight() int64 { return s.inflight.Load() }
 // SetDelay makes every call take d.
 func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
 
+// SetHandler makes every call run h instead of the delay, and fail with
+// h's error if it returns one: a load benchmark models service time,
+// queueing and failures with it. nil restores the delay.
+func (s *Server) SetHandler(h func(ctx context.Context) error) {
+	if h == nil {
+		s.handler.Store(nil)
+		return
+	}
+	s.handler.Store(&h)
+}
+
 // EmptyCall counts the call and answers after the backend's delay.
 func (s *Server) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty, error) {
 	s.calls.Add(1)
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
+	if h := s.handler.Load(); h != nil {
+		if err := (*h)(ctx); err != nil {
+			return nil, err
+		}
+		return &testpb.Empty{}, nil
+	}
 	if d := time.Duration(s.delay.Load()); d > 0 {
 		select {
 		case <-time.After(d):
