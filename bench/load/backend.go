@@ -71,7 +71,11 @@ type Backend struct {
 	failRate atomic.Uint64 // a float64's bits: the fraction of calls failed
 	sem      chan struct{}
 	timeline atomic.Pointer[Timeline]
+	done     atomic.Int64
 }
+
+// Done is how many calls the backend has finished, served or failed.
+func (b *Backend) Done() int64 { return b.done.Load() }
 
 // StartBackend starts a backend; index is its row in the Timelines it is
 // given with Count.
@@ -102,6 +106,7 @@ func (b *Backend) SetFailRate(p float64) {
 func (b *Backend) Count(tl *Timeline) { b.timeline.Store(tl) }
 
 func (b *Backend) serve(ctx context.Context) error {
+	defer b.done.Add(1)
 	if tl := b.timeline.Load(); tl != nil {
 		tl.Add(b.index, time.Now())
 	}

@@ -1,0 +1,380 @@
+package load
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	_ "google.golang.org/grpc/balancer/leastrequest" // least_request_experimental
+	"google.golang.org/grpc/credentials/insecure"
+	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	testpb "google.golang.org/grpc/interop/grpc_testing"
+	grpcresolver "google.golang.org/grpc/resolver"
+
+	_ "github.com/etcdlb/etcdlb/balancer" // the etcdlb_* policies
+	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/resolver/static"
+)
+
+// Policy is a load-balancing policy as a client's service config names it.
+type Policy struct {
+	Name string
+	// Ours is true for etcdlb's policies, which read zones and weights.
+	Ours bool
+}
+
+// Policies are the policies every scenario runs: etcdlb's three, then
+// grpc-go's round_robin, least_request_experimental and pick_first.
+var Policies = []Policy{
+	{"etcdlb_round_robin", true},
+	{"etcdlb_weighted", true},
+	{"etcdlb_least_inflight", true},
+	{"round_robin", false},
+	{"least_request_experimental", false},
+	{"pick_first", false},
+}
+
+// ServiceConfig is the client's service config for p, with the client in
+// localZone (read by etcdlb's policies only).
+func (p Policy) ServiceConfig(localZone string) string {
+	cfg := "{}"
+	switch {
+	case p.Ours && localZone != "":
+		cfg = fmt.Sprintf(`{"localZone":%q}`, localZone)
+	case p.Name == "least_request_experimental":
+		cfg = `{"choiceCount":2}`
+	}
+	return fmt.Sprintf(`{"loadBalancingConfig":[{%q:%s}]}`, p.Name, cfg)
+}
+
+// Env is what a scenario's events act on while it runs.
+type Env struct {
+	Backends []*Backend
+	// Etcd is the etcd client of a scenario with Etcd set, and Service the
+	// service its backends are registered under.
+	Etcd    *clientv3.Client
+	Service string
+
+	mu    sync.Mutex
+	notes map[string]float64
+}
+
+// Note keeps a number measured during the run, for the scenario's Measure.
+func (e *Env) Note(name string, v float64) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.notes == nil {
+		e.notes = map[string]float64{}
+	}
+	e.notes[name] = v
+}
+
+func (e *Env) note(name string) (float64, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	v, ok := e.notes[name]
+	return v, ok
+}
+
+// Event is something a scenario does to its backends mid-run.
+type Event struct {
+	// At is when, as a fraction of the run's duration.
+	At   float64
+	Name string
+	Do   func(ctx context.Context, e *Env) error
+}
+
+// Metric is a scenario-specific measurement of one run.
+type Metric struct {
+	Name  string
+	Value float64
+	Unit  string
+	// Note says why there is no value or how to read it.
+	Note string
+}
+
+func (m Metric) String() string {
+	if m.Note != "" && m.Unit == "" {
+		return m.Name + ": " + m.Note
+	}
+	s := fmt.Sprintf("%s: %s %s", m.Name, trimFloat(m.Value), m.Unit)
+	if m.Note != "" {
+		s += " (" + m.Note + ")"
+	}
+	return strings.TrimSpace(s)
+}
+
+func trimFloat(v float64) string {
+	switch {
+	case v == float64(int64(v)):
+		return fmt.Sprintf("%d", int64(v))
+	case v >= 100:
+		return fmt.Sprintf("%.0f", v)
+	case v >= 10:
+		return fmt.Sprintf("%.1f", v)
+	}
+	return fmt.Sprintf("%.2f", v)
+}
+
+// Scenario is one situation run for every policy.
+type Scenario struct {
+	ID    string // short, for file and benchmark names
+	Title string
+	// Backends are started fresh for every policy.
+	Backends []BackendSpec
+	// Concurrency > 0 runs a closed loop with that many workers; otherwise
+	// Rate calls a second are sent open loop.
+	Concurrency int
+	Rate        float64
+	Duration    time.Duration
+	// LocalZone is the client's zone, given to etcdlb's policies.
+	LocalZone string
+	// WaitForReady makes every call wait for a ready backend instead of
+	// failing when none is.
+	WaitForReady bool
+	// Etcd registers the backends in etcd (resolver.Register) and resolves
+	// them with resolver.NewBuilder; otherwise resolver/static serves them.
+	Etcd   bool
+	Events []Event
+	// Measure works out the scenario's own metrics of a run.
+	Measure func(r *Result) []Metric
+}
+
+// Load describes the generator, for the report.
+func (s *Scenario) Load() string {
+	if s.Concurrency > 0 {
+		return fmt.Sprintf("closed loop, %d workers, %v", s.Concurrency, s.Duration)
+	}
+	return fmt.Sprintf("open loop, %.0f calls/s, %v", s.Rate, s.Duration)
+}
+
+// Result is one run of a scenario with one policy.
+type Result struct {
+	Scenario *Scenario
+	Policy   Policy
+	Stats    *Stats
+	// Calls is each backend's count of calls received during the run.
+	Calls []int64
+	// Timeline counts, per backend, the calls it received in each 10 ms
+	// window; Errors counts the failed calls by when they finished.
+	Timeline *Timeline
+	Errors   *Timeline
+	// EventAt is when each event happened, from the run's start.
+	EventAt []time.Duration
+	Metrics []Metric
+	Env     *Env
+}
+
+// RPS is the successful calls a second.
+func (r *Result) RPS() float64 { return float64(r.Stats.OK.Load()) / r.Stats.Elapsed.Seconds() }
+
+// Shares is each backend's share of the calls, 0 to 1.
+func (r *Result) Shares() []float64 {
+	var total int64
+	for _, c := range r.Calls {
+		total += c
+	}
+	s := make([]float64, len(r.Calls))
+	for i, c := range r.Calls {
+		if total > 0 {
+			s[i] = float64(c) / float64(total)
+		}
+	}
+	return s
+}
+
+// Options are shared by the runs of a benchmark.
+type Options struct {
+	// Etcd is the client of the etcd that scenarios with Etcd use.
+	Etcd *clientv3.Client
+	// Scale multiplies every scenario's duration (a short run: 0.2).
+	Scale float64
+	// CallTimeout bounds each call; 5s when 0.
+	CallTimeout time.Duration
+}
+
+const timelineWindow = 10 * time.Millisecond
+
+var runSeq struct {
+	sync.Mutex
+	n int
+}
+
+// Run runs sc with policy p: fresh backends, a fresh client, a warm-up,
+// then the measured load with the scenario's events at their times.
+func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, err error) {
+	scale := opt.Scale
+	if scale <= 0 {
+		scale = 1
+	}
+	callTimeout := opt.CallTimeout
+	if callTimeout <= 0 {
+		callTimeout = 5 * time.Second
+	}
+	dur := time.Duration(float64(sc.Duration) * scale)
+	env := &Env{}
+	defer func() {
+		for _, b := range env.Backends {
+			b.Stop()
+		}
+	}()
+	var eps []grpcresolver.Endpoint
+	for i, spec := range sc.Backends {
+		b, err := StartBackend(spec, i)
+		if err != nil {
+			return nil, err
+		}
+		env.Backends = append(env.Backends, b)
+		eps = append(eps, endpoint.New(b.Addr, endpoint.Attrs{Weight: spec.Weight, Zone: spec.Zone}))
+	}
+
+	var rb grpcresolver.Builder
+	var target string
+	if sc.Etcd {
+		if opt.Etcd == nil {
+			return nil, fmt.Errorf("load: scenario %s needs etcd and Options.Etcd is nil", sc.ID)
+		}
+		runSeq.Lock()
+		runSeq.n++
+		env.Service = fmt.Sprintf("load-%s-%s-%d", sc.ID, p.Name, runSeq.n)
+		runSeq.Unlock()
+		env.Etcd = opt.Etcd
+		quiet := resolver.WithLogger(slog.New(slog.DiscardHandler))
+		for _, b := range env.Backends {
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			reg, err := resolver.Register(rctx, opt.Etcd, resolver.Registration{
+				Service: env.Service, Addr: b.Addr, Weight: b.Spec.Weight, Zone: b.Spec.Zone}, quiet)
+			cancel()
+			if err != nil {
+				return nil, fmt.Errorf("load: register %s: %w", b.Spec.Name, err)
+			}
+			defer reg.Close()
+		}
+		rb, target = resolver.NewBuilder(opt.Etcd, quiet), "etcd:///"+env.Service
+	} else {
+		rb, target = static.New("load", eps...), "load:///"+sc.ID
+	}
+	conn, err := grpc.NewClient(target, grpc.WithResolvers(rb),
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// Reconnect within a second when a stopped backend comes back,
+		// rather than after grpc's default backoff of up to 2 minutes; the
+		// same for every policy.
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
+			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second,
+		}, MinConnectTimeout: time.Second}),
+		grpc.WithDefaultServiceConfig(p.ServiceConfig(sc.LocalZone)))
+	if err != nil {
+		return nil, fmt.Errorf("load: client: %w", err)
+	}
+	defer conn.Close()
+	client := testgrpc.NewTestServiceClient(conn)
+	wfr := grpc.WaitForReady(sc.WaitForReady)
+	call := func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+		_, err := client.EmptyCall(ctx, &testpb.Empty{}, wfr)
+		return err
+	}
+
+	if err := warmUp(ctx, conn, env.Backends, p, sc); err != nil {
+		return nil, err
+	}
+
+	r := &Result{Scenario: sc, Policy: p, Env: env, EventAt: make([]time.Duration, len(sc.Events))}
+	start := time.Now()
+	span := dur + callTimeout + time.Second
+	r.Timeline = NewTimeline(start, timelineWindow, span, len(env.Backends))
+	r.Errors = NewTimeline(start, timelineWindow, span, 1)
+	for _, b := range env.Backends {
+		b.Count(r.Timeline)
+	}
+	obs := func(intended time.Time, lat time.Duration, err error) {
+		if err != nil {
+			r.Errors.Add(0, intended.Add(lat))
+		}
+	}
+
+	evDone := make(chan error, 1)
+	evCtx, stopEvents := context.WithCancel(ctx)
+	go func() { evDone <- runEvents(evCtx, sc.Events, start, dur, env, r.EventAt) }()
+	lim := Limit{Duration: dur}
+	if sc.Concurrency > 0 {
+		r.Stats = ClosedLoop(ctx, sc.Concurrency, lim, call, obs)
+	} else {
+		r.Stats = OpenLoop(ctx, sc.Rate, 20000, lim, call, obs)
+	}
+	stopEvents()
+	evErr := <-evDone
+	for _, b := range env.Backends {
+		b.Count(nil)
+	}
+	r.Calls = make([]int64, len(env.Backends))
+	for i := range r.Calls {
+		r.Calls[i] = r.Timeline.Sum(i, 0, r.Timeline.Windows())
+	}
+	if evErr != nil {
+		return r, evErr
+	}
+	if sc.Measure != nil {
+		r.Metrics = sc.Measure(r)
+	}
+	return r, ctx.Err()
+}
+
+// runEvents runs each event at its time and records when it ran.
+func runEvents(ctx context.Context, evs []Event, start time.Time, dur time.Duration, env *Env, at []time.Duration) error {
+	for i, ev := range evs {
+		due := start.Add(time.Duration(ev.At * float64(dur)))
+		t := time.NewTimer(time.Until(due))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		}
+		at[i] = time.Since(start)
+		if err := ev.Do(ctx, env); err != nil {
+			return fmt.Errorf("load: event %q: %w", ev.Name, err)
+		}
+	}
+	return nil
+}
+
+// warmUp connects the client and makes calls until every backend has
+// served one (the one backend pick_first uses), for at most 10 seconds.
+func warmUp(ctx context.Context, conn *grpc.ClientConn, bs []*Backend, p Policy, sc *Scenario) error {
+	conn.Connect()
+	client := testgrpc.NewTestServiceClient(conn)
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ClosedLoop(cctx, 8, Limit{Requests: int64(8 * len(bs))}, func(ctx context.Context) error {
+			_, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true))
+			return err
+		}, nil)
+		cancel()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// Backends the policy is meant to use: every one, or its local
+		// zone's for etcdlb's policies.
+		all, any := true, false
+		for _, b := range bs {
+			if sc.LocalZone == "" || !p.Ours || b.Spec.Zone == sc.LocalZone {
+				all = all && b.Calls() > 0
+			}
+			any = any || b.Calls() > 0
+		}
+		if all || (p.Name == "pick_first" && any) {
+			return nil
+		}
+	}
+	return fmt.Errorf("load: %s/%s: warm-up: not every backend got a call in 10s", sc.ID, p.Name)
+}
