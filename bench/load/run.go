@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/peer"
 	grpcresolver "google.golang.org/grpc/resolver"
 
 	_ "github.com/etcdlb/etcdlb/balancer" // the etcdlb_* policies
@@ -64,6 +67,30 @@ type Env struct {
 
 	mu    sync.Mutex
 	notes map[string]float64
+
+	// A kill seen from the client (Scenario.TrackKill): calls that had
+	// been sent to killAddr before killAt and ended after it.
+	killAt   atomic.Int64
+	killAddr atomic.Pointer[string]
+	onKilled atomic.Int64
+}
+
+// MarkKill notes that the backend at addr is killed now.
+func (e *Env) MarkKill(addr string) {
+	e.killAddr.Store(&addr)
+	e.killAt.Store(time.Now().UnixNano())
+}
+
+// ended counts a call that started at start (Unix ns) on addr, if it was in
+// flight on the killed backend when it was killed.
+func (e *Env) ended(start int64, addr net.Addr) {
+	k := e.killAt.Load()
+	if k == 0 || start >= k || addr == nil {
+		return
+	}
+	if a := e.killAddr.Load(); a != nil && *a == addr.String() {
+		e.onKilled.Add(1)
+	}
 }
 
 // Note keeps a number measured during the run, for the scenario's Measure.
@@ -143,6 +170,12 @@ type Scenario struct {
 	// them with resolver.NewBuilder; otherwise resolver/static serves them.
 	Etcd   bool
 	Events []Event
+	// TrackKill has every call note which backend it was sent to, so that
+	// the calls in flight on a backend killed with Env.MarkKill are known.
+	TrackKill bool
+	// Rounds > 1 (RunAll): the scenario runs in that many rounds, every
+	// policy in each, and each policy's rounds are added up.
+	Rounds int
 	// Measure works out the scenario's own metrics of a run.
 	Measure func(r *Result) []Metric
 }
@@ -168,6 +201,8 @@ type Result struct {
 	Errors   *Timeline
 	// EventAt is when each event happened, from the run's start.
 	EventAt []time.Duration
+	// Span is how long the (first) run lasted: what Timeline covers.
+	Span    time.Duration
 	Metrics []Metric
 	Env     *Env
 }
@@ -279,7 +314,14 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, e
 	call := func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, callTimeout)
 		defer cancel()
-		_, err := client.EmptyCall(ctx, &testpb.Empty{}, wfr)
+		if !sc.TrackKill {
+			_, err := client.EmptyCall(ctx, &testpb.Empty{}, wfr)
+			return err
+		}
+		var pr peer.Peer
+		start := time.Now().UnixNano()
+		_, err := client.EmptyCall(ctx, &testpb.Empty{}, wfr, grpc.Peer(&pr))
+		env.ended(start, pr.Addr)
 		return err
 	}
 
@@ -287,7 +329,9 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, e
 		return nil, err
 	}
 
-	r := &Result{Scenario: sc, Policy: p, Env: env, EventAt: make([]time.Duration, len(sc.Events))}
+	scaled := *sc
+	scaled.Duration = dur
+	r := &Result{Scenario: &scaled, Policy: p, Env: env, EventAt: make([]time.Duration, len(sc.Events))}
 	start := time.Now()
 	span := dur + callTimeout + time.Second
 	r.Timeline = NewTimeline(start, timelineWindow, span, len(env.Backends))
@@ -310,6 +354,7 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, e
 	} else {
 		r.Stats = OpenLoop(ctx, sc.Rate, 20000, lim, call, obs)
 	}
+	r.Span = r.Stats.Elapsed
 	stopEvents()
 	evErr := <-evDone
 	for _, b := range env.Backends {
@@ -377,4 +422,50 @@ func warmUp(ctx context.Context, conn *grpc.ClientConn, bs []*Backend, p Policy,
 		}
 	}
 	return fmt.Errorf("load: %s/%s: warm-up: not every backend got a call in 10s", sc.ID, p.Name)
+}
+
+// RunAll runs every scenario with every policy, the policies of a scenario
+// one after the other; a scenario with Rounds > 1 runs that many rounds, in
+// a rotated order of policies, so that a noisy moment on the machine does
+// not fall on one policy only. progress, if not nil, sees each run.
+func RunAll(ctx context.Context, scs []*Scenario, ps []Policy, opt Options, progress func(*Result)) (Results, error) {
+	var rs Results
+	for _, sc := range scs {
+		byPolicy := map[string]*Result{}
+		for round := range max(sc.Rounds, 1) {
+			for i := range ps {
+				p := ps[(i+round)%len(ps)]
+				r, err := Run(ctx, sc, p, opt)
+				if err != nil {
+					return rs, fmt.Errorf("%s/%s: %w", sc.ID, p.Name, err)
+				}
+				if progress != nil {
+					progress(r)
+				}
+				if acc := byPolicy[p.Name]; acc != nil {
+					acc.add(r)
+				} else {
+					byPolicy[p.Name] = r
+				}
+			}
+		}
+		for _, p := range ps {
+			rs = append(rs, byPolicy[p.Name])
+		}
+	}
+	return rs, nil
+}
+
+// add adds another round of the same scenario and policy to r. The
+// timeline and events stay those of r's first round.
+func (r *Result) add(o *Result) {
+	r.Stats.Hist.Merge(&o.Stats.Hist)
+	r.Stats.OK.Add(o.Stats.OK.Load())
+	r.Stats.Errors.Add(o.Stats.Errors.Load())
+	r.Stats.Dropped.Add(o.Stats.Dropped.Load())
+	r.Stats.Elapsed += o.Stats.Elapsed
+	for i := range r.Calls {
+		r.Calls[i] += o.Calls[i]
+	}
+	r.Metrics = append(r.Metrics, o.Metrics...)
 }

@@ -37,7 +37,8 @@ func Scenarios() []*Scenario {
 		Title:       "Four equal fast backends (overhead)",
 		Backends:    equal(4, Fixed(0), 0),
 		Concurrency: 32,
-		Duration:    3 * time.Second,
+		Duration:    time.Second,
+		Rounds:      3,
 	}, {
 		ID:       "2-slow",
 		Title:    "Four backends, one 10x slower",
@@ -85,12 +86,15 @@ func Scenarios() []*Scenario {
 		Events: []Event{{At: 0.4, Name: "b0 killed", Do: func(_ context.Context, e *Env) error {
 			b := e.Backends[0]
 			done := b.Done()
+			e.MarkKill(b.Addr)
 			b.Stop()
-			// Calls that reached b0 and had not ended when it was killed.
+			// Calls that reached b0's handler and had not ended when it
+			// was killed; the client's count is taken when the run ends.
 			e.Note("inflight", float64(b.Calls()-done))
 			return nil
 		}}},
-		Measure: measureKill,
+		TrackKill: true,
+		Measure:   measureKill,
 	}, {
 		ID:          "6-etcd-weight",
 		Title:       "A weight changed in etcd mid-run (b0: 1 → 5)",
@@ -192,10 +196,11 @@ func measureZones(r *Result) []Metric {
 }
 
 func measureKill(r *Result) []Metric {
-	inflight, _ := r.Env.note("inflight")
+	server, _ := r.Env.note("inflight")
 	return []Metric{
 		{Name: "failed", Value: float64(r.Stats.Errors.Load()), Unit: "calls"},
-		{Name: "in flight on b0 when killed", Value: inflight, Unit: "calls"},
+		{Name: "in flight on b0 when killed", Value: float64(r.Env.onKilled.Load()), Unit: "calls",
+			Note: fmt.Sprintf("sent to b0 before, ended after; %.0f had reached its handler", server)},
 	}
 }
 
@@ -205,7 +210,7 @@ func measureWeightChange(r *Result) []Metric {
 	}
 	tl := r.Timeline
 	write := tl.WindowOf(r.EventAt[0])
-	end := tl.WindowOf(r.Stats.Elapsed)
+	end := tl.WindowOf(r.Span)
 	target := 5.0 / 8
 	what := fmt.Sprintf("b0 within 5 points of %.1f%%, its weight share", 100*target)
 	if r.Policy.Name == "etcdlb_least_inflight" {
