@@ -68,24 +68,31 @@ type Env struct {
 	mu    sync.Mutex
 	notes map[string]float64
 
-	// A kill seen from the client (Scenario.TrackKill): calls that had
-	// been sent to killAddr before killAt and ended after it.
-	killAt   atomic.Int64
-	killAddr atomic.Pointer[string]
-	onKilled atomic.Int64
+	// A kill seen from the client (Scenario.TrackKill): the calls sent
+	// to killAddr that were in flight between killStart and killEnd.
+	killStart, killEnd atomic.Int64
+	killAddr           atomic.Pointer[string]
+	onKilled           atomic.Int64
 }
 
-// MarkKill notes that the backend at addr is killed now.
-func (e *Env) MarkKill(addr string) {
+// KillStarted notes that the backend at addr is being killed from now.
+func (e *Env) KillStarted(addr string) {
 	e.killAddr.Store(&addr)
-	e.killAt.Store(time.Now().UnixNano())
+	e.killStart.Store(time.Now().UnixNano())
 }
 
-// ended counts a call that started at start (Unix ns) on addr, if it was in
-// flight on the killed backend when it was killed.
+// KillDone notes that the kill is over: the backend's connections are closed.
+func (e *Env) KillDone() { e.killEnd.Store(time.Now().UnixNano()) }
+
+// ended counts a call that started at start (Unix ns), was sent to addr
+// and ends now, if it was in flight on the killed backend while it was
+// killed.
 func (e *Env) ended(start int64, addr net.Addr) {
-	k := e.killAt.Load()
-	if k == 0 || start >= k || addr == nil {
+	ks := e.killStart.Load()
+	if ks == 0 || addr == nil || time.Now().UnixNano() < ks {
+		return
+	}
+	if ke := e.killEnd.Load(); ke != 0 && start >= ke {
 		return
 	}
 	if a := e.killAddr.Load(); a != nil && *a == addr.String() {

@@ -86,10 +86,13 @@ func Scenarios() []*Scenario {
 		Events: []Event{{At: 0.4, Name: "b0 killed", Do: func(_ context.Context, e *Env) error {
 			b := e.Backends[0]
 			done := b.Done()
-			e.MarkKill(b.Addr)
+			// Calls sent to b0 before Stop returned (its connections
+			// closed) that ended after Stop began were in flight on it
+			// when it was killed; the client counts them as they end.
+			e.KillStarted(b.Addr)
 			b.Stop()
-			// Calls that reached b0's handler and had not ended when it
-			// was killed; the client's count is taken when the run ends.
+			e.KillDone()
+			// Calls that had reached b0's handler and not ended.
 			e.Note("inflight", float64(b.Calls()-done))
 			return nil
 		}}},
