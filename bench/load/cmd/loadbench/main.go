@@ -87,7 +87,8 @@ func run(out string, scale float64, only string, scaleN int) error {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "%v\n", time.Since(t0).Round(time.Millisecond))
+		started := time.Since(t0).Round(time.Millisecond)
+		fmt.Fprintf(os.Stderr, "%v\n", started)
 		var srs []load.ScaleResult
 		for _, p := range load.Policies {
 			if p.Name == "pick_first" {
@@ -103,7 +104,7 @@ func run(out string, scale float64, only string, scaleN int) error {
 		}
 		fmt.Fprintf(&md, "### Scale: one client over %d backends\n\n", scaleN)
 		fmt.Fprintf(&md, "%d `grpc.Server`s on their own 127.0.0.1 ports in this process, started in %v. Each policy gets a new client, 32 workers calling with wait-for-ready until every backend has served a call.\n\n",
-			scaleN, time.Since(t0).Round(time.Millisecond))
+			scaleN, started)
 		load.WriteScaleMarkdown(&md, srs)
 	}
 	fmt.Fprintf(&md, "Whole run: %v.\n", time.Since(began).Round(time.Second))
