@@ -8,33 +8,48 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// bin is the etcdlb binary, built once by TestMain.
-var bin string
+// binDir holds the etcdlb binary, built on first use by binary (not by
+// TestMain, so that fuzz workers, which run TestMain too, build nothing).
+var (
+	binDir   string
+	buildBin sync.Once
+	bin      string
+	binErr   error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "etcdlb-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "etcdlb")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
+}
+
+// binary returns the path of the etcdlb binary, built once.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildBin.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "etcdlb-bin-"); binErr != nil {
+			return
+		}
+		bin = filepath.Join(binDir, "etcdlb")
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return bin
 }
 
 // result is one run of the binary.
@@ -49,7 +64,7 @@ func etcdlb(t *testing.T, timeout time.Duration, env []string, args ...string) r
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, binary(t), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -165,7 +165,7 @@ func TestWatch(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "watch", "echo", f.ep)
+	cmd := exec.CommandContext(ctx, binary(t), "watch", "echo", f.ep)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
