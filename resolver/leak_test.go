@@ -7,8 +7,8 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/resolver"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/resolver"
 
 	"github.com/etcdlb/etcdlb/internal/leakcheck"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
