@@ -62,24 +62,10 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// run runs etcdlb and checks its exit code and that stdout (or stderr, for
-// a failure) contains every want.
+// run runs etcdlb as expect does.
 func (f *fixture) run(t *testing.T, code int, want []string, args ...string) result {
 	t.Helper()
-	r := etcdlb(t, 30*time.Second, nil, args...)
-	out := r.stdout
-	if code != 0 {
-		out = r.stderr
-	}
-	if r.code != code {
-		t.Errorf("etcdlb %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
-	}
-	for _, w := range want {
-		if !strings.Contains(out, w) {
-			t.Errorf("etcdlb %s: output lacks %q\nstdout: %s\nstderr: %s", strings.Join(args, " "), w, r.stdout, r.stderr)
-		}
-	}
-	return r
+	return expect(t, nil, code, want, args...)
 }
 
 func (f *fixture) override(t *testing.T, addr string) (uint32, bool) {
