@@ -114,4 +114,20 @@ func TestUsage(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "Usage: etcdlb demo") || !strings.Contains(r.stdout, "-short") {
 		t.Errorf("etcdlb demo --help: exit %d, stdout %q", r.code, r.stdout)
 	}
+	expect(t, nil, 0, []string{"Usage:", "etcdlb weight SERVICE ADDR N"}, "--help")
+	expect(t, nil, 0, []string{"Usage: etcdlb weight SERVICE ADDR N", "-force"}, "help", "weight")
+	// Help wins over wrong arguments and bad flags, wherever it stands.
+	expect(t, nil, 0, []string{"Usage: etcdlb drain", "-endpoints"}, "drain", "echo", "--nosuch", "-h")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"ls", "--nosuch"}, []string{"etcdlb ls: flag provided but not defined: -nosuch", "Usage: etcdlb ls", `Run "etcdlb ls --help"`}},
+		{[]string{"ls", "--dial-timeout=soon"}, []string{`etcdlb ls: invalid value "soon" for flag -dial-timeout`}},
+		{[]string{"watch"}, []string{"etcdlb watch: wrong number of arguments: got 0, want 1", "Usage: etcdlb watch SERVICE"}},
+		{[]string{"demo", "now"}, []string{"etcdlb demo: wrong number of arguments: got 1, want 0"}},
+		{[]string{"weight", "echo", "10.0.0.1:80", "--", "-1"}, []string{`etcdlb weight: weight "-1" is not an integer in 0..1000000`}},
+	} {
+		expect(t, nil, exitUsage, tc.want, tc.args...)
+	}
 }
