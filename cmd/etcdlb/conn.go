@@ -34,6 +34,22 @@ type connFlags struct {
 	password    string
 	dialTimeout time.Duration
 	prefix      string
+
+	envErr error // a bad ETCDCTL_* value, unless its flag overrides it
+}
+
+// check returns the error of a bad environment variable whose flag was not
+// given, and of a --dial-timeout that is not positive.
+func (cf *connFlags) check(fs *flag.FlagSet) error {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "dial-timeout" })
+	switch {
+	case set && cf.dialTimeout <= 0:
+		return fmt.Errorf("--dial-timeout %v: want a positive duration such as 2s", cf.dialTimeout)
+	case !set && cf.envErr != nil:
+		return cf.envErr
+	}
+	return nil
 }
 
 const connHelp = `
@@ -58,9 +74,11 @@ func (cf *connFlags) register(e *env, fs *flag.FlagSet) {
 	fs.StringVar(&cf.password, "password", def("ETCDCTL_PASSWORD", ""), "password for --user (when it has no :password)")
 	dt := 2 * time.Second
 	if v := e.getenv("ETCDCTL_DIAL_TIMEOUT"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			dt = d
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			cf.envErr = fmt.Errorf("ETCDCTL_DIAL_TIMEOUT=%q: want a positive duration such as 2s", v)
 		}
+		dt = d
 	}
 	fs.DurationVar(&cf.dialTimeout, "dial-timeout", dt, "how long to wait for etcd before giving up")
 	fs.StringVar(&cf.prefix, "prefix", def("ETCDLB_PREFIX", ""), "key prefix the services are registered under (resolver.WithPrefix)")

@@ -116,6 +116,11 @@ func parseArgs(e *env, args []string) (c *command, a *invocation, code int, done
 	if len(a.pos) < c.minArgs || len(a.pos) > c.maxArgs {
 		return nil, nil, usageError(e, c, fmt.Errorf("wrong number of arguments: got %d, want %s", len(a.pos), argCount(c.minArgs, c.maxArgs))), true
 	}
+	if c.conn {
+		if err := a.conn.check(a.fs); err != nil {
+			return nil, nil, usageError(e, c, err), true
+		}
+	}
 	if c.check != nil {
 		if err := c.check(a); err != nil {
 			return nil, nil, usageError(e, c, err), true

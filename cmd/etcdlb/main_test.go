@@ -130,4 +130,6 @@ func TestUsage(t *testing.T) {
 	} {
 		expect(t, nil, exitUsage, tc.want, tc.args...)
 	}
+	expect(t, []string{"ETCDCTL_DIAL_TIMEOUT=soon"}, exitUsage, []string{`etcdlb ls: ETCDCTL_DIAL_TIMEOUT="soon": want a positive duration`}, "ls")
+	expect(t, nil, exitUsage, []string{"etcdlb ls: --dial-timeout 0s: want a positive duration"}, "ls", "--dial-timeout=0")
 }
