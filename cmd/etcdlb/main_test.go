@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -98,6 +99,16 @@ func TestDemoShort(t *testing.T) {
 	}
 	if strings.Contains(r.stdout, "FAIL") {
 		t.Errorf("etcdlb demo --short: a check failed\n%s", r.stdout)
+	}
+	// Piped, the view is plain lines: no terminal control, a line per
+	// policy with its shares, calls/s and errors.
+	if strings.Contains(r.stdout, "\x1b") {
+		t.Errorf("etcdlb demo --short, piped, wrote terminal control sequences")
+	}
+	for _, p := range []string{"round_robin", "weighted", "least_inflight"} {
+		if !regexp.MustCompile(`(?m)^ *[0-9.]+s +` + p + ` +a1 +[0-9]+%.* calls/s +[0-9]+ +errors [0-9]+$`).MatchString(r.stdout) {
+			t.Errorf("etcdlb demo --short, piped: no plain line for %s\n%s", p, r.stdout)
+		}
 	}
 }
 
