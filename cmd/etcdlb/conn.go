@@ -7,10 +7,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
@@ -30,6 +34,22 @@ type connFlags struct {
 	password    string
 	dialTimeout time.Duration
 	prefix      string
+
+	envErr error // a bad ETCDCTL_* value, unless its flag overrides it
+}
+
+// check returns the error of a bad environment variable whose flag was not
+// given, and of a --dial-timeout that is not positive.
+func (cf *connFlags) check(fs *flag.FlagSet) error {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "dial-timeout" })
+	switch {
+	case set && cf.dialTimeout <= 0:
+		return fmt.Errorf("--dial-timeout %v: want a positive duration such as 2s", cf.dialTimeout)
+	case !set && cf.envErr != nil:
+		return cf.envErr
+	}
+	return nil
 }
 
 const connHelp = `
@@ -54,9 +74,11 @@ func (cf *connFlags) register(e *env, fs *flag.FlagSet) {
 	fs.StringVar(&cf.password, "password", def("ETCDCTL_PASSWORD", ""), "password for --user (when it has no :password)")
 	dt := 2 * time.Second
 	if v := e.getenv("ETCDCTL_DIAL_TIMEOUT"); v != "" {
-		if d, err := time.ParseDuration(v); err == nil {
-			dt = d
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			cf.envErr = fmt.Errorf("ETCDCTL_DIAL_TIMEOUT=%q: want a positive duration such as 2s", v)
 		}
+		dt = d
 	}
 	fs.DurationVar(&cf.dialTimeout, "dial-timeout", dt, "how long to wait for etcd before giving up")
 	fs.StringVar(&cf.prefix, "prefix", def("ETCDLB_PREFIX", ""), "key prefix the services are registered under (resolver.WithPrefix)")
@@ -134,21 +156,31 @@ func (cf *connFlags) connect(ctx context.Context) (*clientv3.Client, error) {
 		DialTimeout: cf.dialTimeout, Logger: zap.NewNop(),
 	})
 	if err != nil {
-		return nil, cf.unreachable(err, cf.dialTimeout)
+		return nil, cf.unreachable(err, cf.dialTimeout, eps, tlsCfg)
 	}
 	start := time.Now()
 	pctx, cancel := context.WithTimeout(ctx, cf.dialTimeout)
 	defer cancel()
 	if _, err := cli.MemberList(pctx); err != nil {
 		cli.Close()
-		return nil, cf.unreachable(err, time.Since(start))
+		return nil, cf.unreachable(err, time.Since(start), eps, tlsCfg)
 	}
 	return cli, nil
 }
 
 // unreachable explains a failure to reach etcd: which endpoints, after
-// how long, and why when grpc said.
-func (cf *connFlags) unreachable(err error, after time.Duration) error {
+// how long, and why: etcd's own answer (a login refused), or, when grpc only
+// says it timed out, what a TLS handshake with each endpoint tells.
+func (cf *connFlags) unreachable(err error, after time.Duration, eps []string, tlsCfg *tls.Config) error {
+	var ee rpctypes.EtcdError
+	switch {
+	case errors.Is(err, rpctypes.ErrAuthFailed):
+		return fmt.Errorf("etcd at %s: login as %q refused (--user, --password): %s", cf.endpoints, cf.userName(), rpctypes.ErrorDesc(err))
+	case errors.Is(err, rpctypes.ErrUserEmpty):
+		return fmt.Errorf("etcd at %s has authentication on: give --user (and --password)", cf.endpoints)
+	case errors.As(err, &ee):
+		return fmt.Errorf("etcd at %s: %s", cf.endpoints, ee.Error())
+	}
 	msg := err.Error()
 	if s, ok := status.FromError(err); ok && s.Code() != codes.Unknown {
 		msg = s.Message()
@@ -159,5 +191,76 @@ func (cf *connFlags) unreachable(err error, after time.Duration) error {
 	if s, ok := status.FromError(err); ok && (s.Code() == codes.Unauthenticated || s.Code() == codes.PermissionDenied || s.Code() == codes.InvalidArgument) {
 		return fmt.Errorf("etcd at %s: %s", cf.endpoints, msg)
 	}
+	for _, ep := range eps {
+		if why := probeTLS(ep, tlsCfg, time.Second); why != "" {
+			return fmt.Errorf("etcd at %s: %s", ep, why)
+		}
+	}
 	return fmt.Errorf("etcd unreachable at %s after %v: %s", cf.endpoints, after.Round(100*time.Millisecond), msg)
+}
+
+func (cf *connFlags) userName() string {
+	u, _, _ := strings.Cut(cf.user, ":")
+	return u
+}
+
+// probeTLS connects to ep and shakes hands as the client would, to tell
+// why grpc timed out: a certificate one side refuses, or TLS on one side
+// only. It returns "" when it cannot tell (etcd down, or fine).
+func probeTLS(ep string, tlsCfg *tls.Config, timeout time.Duration) string {
+	scheme, hostport, ok := strings.Cut(ep, "://")
+	if !ok {
+		scheme, hostport = "http", ep
+	}
+	if scheme != "http" && scheme != "https" {
+		return "" // unix sockets and the like
+	}
+	hostport, _, _ = strings.Cut(hostport, "/")
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return ""
+	}
+	raw, err := net.DialTimeout("tcp", hostport, timeout)
+	if err != nil {
+		return ""
+	}
+	defer raw.Close()
+	raw.SetDeadline(time.Now().Add(timeout))
+	if tlsCfg == nil {
+		// Does it serve TLS, which we do not speak?
+		if tls.Client(raw, &tls.Config{InsecureSkipVerify: true}).Handshake() == nil {
+			return "it serves TLS: give --cacert (and --cert and --key if it wants a client certificate)"
+		}
+		return ""
+	}
+	cfg := tlsCfg.Clone()
+	if cfg.ServerName == "" {
+		cfg.ServerName = host
+	}
+	conn := tls.Client(raw, cfg)
+	if err := conn.Handshake(); err != nil {
+		var re tls.RecordHeaderError
+		switch {
+		case errors.As(err, &re):
+			return "it does not serve TLS: use http:// and no --cacert, --cert, --key"
+		case errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET):
+			// etcd's port multiplexer closes what it does not recognise.
+			return "it closed the connection in the TLS handshake: it does not serve TLS? (then use http:// and no --cacert, --cert, --key)"
+		case isTimeout(err):
+			return ""
+		}
+		return "bad certificates: " + err.Error()
+	}
+	// With TLS 1.3 the server checks our certificate after the handshake:
+	// a refusal is an alert on the first read (a good server sends its
+	// HTTP/2 settings instead).
+	if _, err := conn.Read(make([]byte, 1)); err != nil && !isTimeout(err) && strings.Contains(err.Error(), "tls:") {
+		return "bad certificates: etcd refused the client's: " + err.Error()
+	}
+	return ""
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"net"
 	"net/http"
 
@@ -48,7 +49,9 @@ While it runs, try the other commands from another terminal against the
 etcd endpoint it prints, e.g. "etcdlb ls demo --endpoints=...".
 Ctrl-C stops it cleanly at any time.
 `,
-	run: runDemo,
+	maxArgs: 0,
+	flags:   demoFlags,
+	run:     runDemo,
 }
 
 const demoService = "demo"
@@ -76,22 +79,17 @@ type demoConfig struct {
 	metricsAddr string
 }
 
-func runDemo(c *command, e *env, args []string) int {
-	fs := newFlagSet(e, c)
-	short := fs.Bool("short", false, "run each step only until its check passes (about 15s in all)")
-	forever := fs.Bool("forever", false, "keep running after the scenario until Ctrl-C")
-	step := fs.Duration("step", 8*time.Second, "how long each step of the scenario lasts")
-	metricsAddr := fs.String("metrics-addr", "127.0.0.1:0", "where to serve the Prometheus metrics (/metrics); port 0 picks a free one")
-	pos, code, done := parse(e, c, fs, args)
-	if done {
-		return code
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(e.stderr, "etcdlb demo: unexpected argument %q\n", pos[0])
-		return exitUsage
-	}
-	cfg := demoConfig{step: *step, refresh: 500 * time.Millisecond, forever: *forever, tty: isTerminal(os.Stdout), metricsAddr: *metricsAddr}
-	if *short {
+func demoFlags(fs *flag.FlagSet, a *invocation) {
+	fs.BoolVar(&a.short, "short", false, "run each step only until its check passes (about 15s in all)")
+	fs.BoolVar(&a.demo.forever, "forever", false, "keep running after the scenario until Ctrl-C")
+	fs.DurationVar(&a.demo.step, "step", 8*time.Second, "how long each step of the scenario lasts")
+	fs.StringVar(&a.demo.metricsAddr, "metrics-addr", "127.0.0.1:0", "where to serve the Prometheus metrics (/metrics); port 0 picks a free one")
+}
+
+func runDemo(c *command, e *env, a *invocation) int {
+	cfg := a.demo
+	cfg.refresh, cfg.tty = 500*time.Millisecond, isTerminal(os.Stdout)
+	if a.short {
 		cfg.step, cfg.refresh = 0, 250*time.Millisecond
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -113,6 +113,14 @@ func (w window) share(p, b int) float64 {
 	return float64(w.calls[p][b]) / float64(t)
 }
 
+// rate is policy p's successful calls per second in the window.
+func (w window) rate(p int) float64 {
+	if w.dur <= 0 {
+		return 0
+	}
+	return float64(w.total(p)) / w.dur.Seconds()
+}
+
 // latency is backend b's mean latency in the window, 0 without calls.
 func (w window) latency(b int) time.Duration {
 	if w.latN[b] == 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -137,58 +138,97 @@ var shortPolicy = map[string]string{
 }
 
 func (v *view) renderLocked() {
-	w := v.last
-	if w.calls == nil {
+	if v.last.calls == nil {
 		return
 	}
-	out := v.d.env.stdout
+	f := v.frameLocked()
 	if !v.d.cfg.tty {
 		// Plain lines, about once a second.
-		every := max(1, int(time.Second/v.d.cfg.refresh))
-		if v.ticks%every != 0 {
+		if every := max(1, int(time.Second/v.d.cfg.refresh)); v.ticks%every != 0 {
 			return
 		}
-		for p, name := range demoPolicies {
-			var b strings.Builder
-			fmt.Fprintf(&b, "%5.1fs   %-14s", time.Since(v.start).Seconds(), shortPolicy[name])
-			for i, be := range v.d.backends {
-				fmt.Fprintf(&b, " %s %3.0f%%", be.name, 100*w.share(p, i))
-			}
-			fmt.Fprintf(&b, "  calls/s %4.0f  errors %d", float64(w.total(p))/w.dur.Seconds(), w.errs[p])
-			fmt.Fprintln(out, b.String())
-		}
+		renderLines(v.d.env.stdout, f)
 		return
 	}
+	renderScreen(v.d.env.stdout, f)
+}
+
+// frame is what one redraw shows: a snapshot of the demo's state.
+type frame struct {
+	elapsed  time.Duration
+	etcd     string // its endpoints
+	backends []frameBackend
+	win      window // calls per policy and backend, as demoPolicies and backends
+	step     string
+	look     string
+	log      []string
+}
+
+type frameBackend struct {
+	name, addr, zone string
+	weight           string // as etcd has it: "10", or "10→100" with an override
+	inflight         int64
+}
+
+func (v *view) frameLocked() frame {
+	f := frame{elapsed: time.Since(v.start), etcd: strings.Join(v.d.etcd.Endpoints(), ","),
+		win: v.last, step: v.step, look: v.look, log: v.log}
+	for _, be := range v.d.backends {
+		wt := v.weights[be.srv.Addr]
+		if wt == "" {
+			wt = "-"
+		}
+		f.backends = append(f.backends, frameBackend{name: be.name, addr: be.srv.Addr, zone: be.zone, weight: wt, inflight: be.srv.Inflight()})
+	}
+	return f
+}
+
+// renderLines writes f as one plain line per policy: each backend's share
+// of its calls, its calls per second and errors.
+func renderLines(out io.Writer, f frame) {
+	w := f.win
+	for p, name := range demoPolicies {
+		var b strings.Builder
+		fmt.Fprintf(&b, "%5.1fs   %-14s", f.elapsed.Seconds(), shortPolicy[name])
+		for i, be := range f.backends {
+			fmt.Fprintf(&b, " %s %3.0f%%", be.name, 100*w.share(p, i))
+		}
+		fmt.Fprintf(&b, "  calls/s %4.0f  errors %d", w.rate(p), w.errs[p])
+		fmt.Fprintln(out, b.String())
+	}
+}
+
+// renderScreen clears a terminal and draws f: a table of the backends (zone,
+// weight, share of each policy's calls, calls in flight, latency), each
+// policy's calls per second and errors, the step and the narration.
+func renderScreen(out io.Writer, f frame) {
+	w := f.win
 	var b strings.Builder
 	b.WriteString("\x1b[H\x1b[2J")
 	fmt.Fprintf(&b, "etcdlb demo — service %q, clients in zone a — %.0fs — etcd %s\n\n",
-		demoService, time.Since(v.start).Seconds(), strings.Join(v.d.etcd.Endpoints(), ","))
+		demoService, f.elapsed.Seconds(), f.etcd)
 	fmt.Fprintf(&b, "%-4s %-16s %-4s %-9s", "", "backend", "zone", "weight")
 	for _, p := range demoPolicies {
 		fmt.Fprintf(&b, " %14s", shortPolicy[p])
 	}
 	fmt.Fprintf(&b, " %9s %9s\n", "in-flight", "latency")
-	for i, be := range v.d.backends {
-		wt := v.weights[be.srv.Addr]
-		if wt == "" {
-			wt = "-"
-		}
-		fmt.Fprintf(&b, "%-4s %-16s %-4s %-9s", be.name, be.srv.Addr, be.zone, wt)
+	for i, be := range f.backends {
+		fmt.Fprintf(&b, "%-4s %-16s %-4s %-9s", be.name, be.addr, be.zone, be.weight)
 		for p := range demoPolicies {
 			fmt.Fprintf(&b, " %13.0f%%", 100*w.share(p, i))
 		}
-		fmt.Fprintf(&b, " %9d %9s\n", be.srv.Inflight(), w.latency(i).Round(100*time.Microsecond))
+		fmt.Fprintf(&b, " %9d %9s\n", be.inflight, w.latency(i).Round(100*time.Microsecond))
 	}
 	fmt.Fprintf(&b, "\n%-36s", "calls/s")
 	for p := range demoPolicies {
-		fmt.Fprintf(&b, " %14.0f", float64(w.total(p))/w.dur.Seconds())
+		fmt.Fprintf(&b, " %14.0f", w.rate(p))
 	}
 	fmt.Fprintf(&b, "\n%-36s", "errors")
 	for p := range demoPolicies {
 		fmt.Fprintf(&b, " %14d", w.errs[p])
 	}
-	fmt.Fprintf(&b, "\n\nstep: %s\nlook at: %s\n\n", v.step, v.look)
-	for _, l := range v.log {
+	fmt.Fprintf(&b, "\n\nstep: %s\nlook at: %s\n\n", f.step, f.look)
+	for _, l := range f.log {
 		b.WriteString(l + "\n")
 	}
 	fmt.Fprint(out, b.String())

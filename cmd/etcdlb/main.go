@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // Exit codes.
@@ -31,7 +32,28 @@ const (
 type command struct {
 	name  string
 	usage string // first line: the synopsis; the rest: what it does
-	run   func(c *command, e *env, args []string) int
+	// minArgs and maxArgs bound the number of positional arguments.
+	minArgs, maxArgs int
+	// conn: the command takes the etcd connection flags.
+	conn bool
+	// flags, if set, registers the command's own flags, stored in a.
+	flags func(fs *flag.FlagSet, a *invocation)
+	// check, if set, validates the positional arguments; its error is a
+	// usage error.
+	check func(a *invocation) error
+	run   func(c *command, e *env, a *invocation) int
+}
+
+// invocation is a parsed command line: what parseArgs hands to run.
+type invocation struct {
+	pos    []string
+	conn   connFlags
+	force  bool       // weight, drain
+	weight uint32     // weight: its N
+	demo   demoConfig // demo
+	short  bool       // demo
+
+	fs *flag.FlagSet // the flags as parsed, for tests
 }
 
 // env is what a command reads and writes; tests substitute nothing, they
@@ -48,28 +70,80 @@ func main() {
 }
 
 func run(e *env, args []string) int {
+	c, a, code, done := parseArgs(e, args)
+	if done {
+		return code
+	}
+	return c.run(c, e, a)
+}
+
+// parseArgs parses a command line (without the program name) and never
+// exits: done is true when the command line was handled here, with exit
+// code code (help printed, or a usage error printed to stderr).
+func parseArgs(e *env, args []string) (c *command, a *invocation, code int, done bool) {
 	if len(args) == 0 {
 		usage(e.stderr)
-		return exitUsage
+		return nil, nil, exitUsage, true
 	}
 	switch args[0] {
 	case "-h", "-help", "--help", "help":
 		if len(args) > 1 {
 			if c := lookup(args[1]); c != nil {
 				fmt.Fprint(e.stdout, c.usage)
-				return exitOK
+				return nil, nil, exitOK, true
 			}
 		}
 		usage(e.stdout)
-		return exitOK
+		return nil, nil, exitOK, true
 	}
-	c := lookup(args[0])
+	c = lookup(args[0])
 	if c == nil {
 		fmt.Fprintf(e.stderr, "etcdlb: unknown command %q\n\n", args[0])
 		usage(e.stderr)
-		return exitUsage
+		return nil, nil, exitUsage, true
 	}
-	return c.run(c, e, args[1:])
+	a = &invocation{fs: newFlagSet(e, c)}
+	if c.conn {
+		a.conn.register(e, a.fs)
+	}
+	if c.flags != nil {
+		c.flags(a.fs, a)
+	}
+	a.pos, code, done = parse(e, c, a.fs, args[1:])
+	if done {
+		return nil, nil, code, true
+	}
+	if len(a.pos) < c.minArgs || len(a.pos) > c.maxArgs {
+		return nil, nil, usageError(e, c, fmt.Errorf("wrong number of arguments: got %d, want %s", len(a.pos), argCount(c.minArgs, c.maxArgs))), true
+	}
+	if c.conn {
+		if err := a.conn.check(a.fs); err != nil {
+			return nil, nil, usageError(e, c, err), true
+		}
+	}
+	if c.check != nil {
+		if err := c.check(a); err != nil {
+			return nil, nil, usageError(e, c, err), true
+		}
+	}
+	return c, a, exitOK, false
+}
+
+// usageError prints err with c's synopsis and returns exitUsage.
+func usageError(e *env, c *command, err error) int {
+	fmt.Fprintf(e.stderr, "etcdlb %s: %v\n%s\nRun \"etcdlb %s --help\" for its flags and details.\n",
+		c.name, err, strings.SplitN(c.usage, "\n", 2)[0], c.name)
+	return exitUsage
+}
+
+func argCount(lo, hi int) string {
+	switch {
+	case lo == hi:
+		return fmt.Sprint(lo)
+	case lo == 0 && hi == 1:
+		return "0 or 1"
+	}
+	return fmt.Sprintf("%d to %d", lo, hi)
 }
 
 func lookup(name string) *command {
@@ -112,7 +186,7 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 			return pos, nil
 		}
 		// fs.Parse stops at the first non-flag, or after "--".
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
+		if endedFlags(fs, args[:len(args)-len(rest)]) {
 			return append(pos, rest...), nil
 		}
 		pos = append(pos, rest[0])
@@ -120,16 +194,53 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// endedFlags reports whether fs.Parse, having consumed the arguments
+// consumed, stopped at a "--" that ends the flags, rather than one that is a
+// flag's value (as in "--prefix --").
+func endedFlags(fs *flag.FlagSet, consumed []string) bool {
+	for i := 0; i < len(consumed); i++ {
+		if consumed[i] == "--" {
+			return i == len(consumed)-1
+		}
+		if takesValue(fs, consumed[i]) {
+			i++
+		}
+	}
+	return false
+}
+
+// takesValue reports whether arg is a flag of fs, without "=", that takes
+// the next argument as its value.
+func takesValue(fs *flag.FlagSet, arg string) bool {
+	name, ok := strings.CutPrefix(arg, "-")
+	if !ok || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(strings.TrimPrefix(name, "-"))
+	if f == nil {
+		return false
+	}
+	b, isBool := f.Value.(interface{ IsBoolFlag() bool })
+	return !isBool || !b.IsBoolFlag()
+}
+
 // newFlagSet returns a flag set that prints c's usage and its flags.
 func newFlagSet(e *env, c *command) *flag.FlagSet {
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(io.Discard) // parse prints the errors, shorter
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), c.usage)
 		fmt.Fprintln(fs.Output(), "\nFlags:")
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// help prints fs's usage to stdout.
+func help(e *env, fs *flag.FlagSet) int {
+	fs.SetOutput(e.stdout)
+	fs.Usage()
+	return exitOK
 }
 
 // parse parses args for c; done is true when the command should return code
@@ -140,17 +251,15 @@ func parse(e *env, c *command, fs *flag.FlagSet, args []string) (pos []string, c
 			break
 		}
 		if a == "-h" || a == "-help" || a == "--help" {
-			fs.SetOutput(e.stdout)
-			fs.Usage()
-			return nil, exitOK, true
+			return nil, help(e, fs), true
 		}
 	}
 	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil, exitOK, true
+	if errors.Is(err, flag.ErrHelp) { // -h after a "--" that was a flag's value
+		return nil, help(e, fs), true
 	}
 	if err != nil {
-		return nil, exitUsage, true
+		return nil, usageError(e, c, err), true
 	}
 	return pos, exitOK, false
 }

@@ -7,34 +7,50 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
 
-// bin is the etcdlb binary, built once by TestMain.
-var bin string
+// binDir holds the etcdlb binary, built on first use by binary (not by
+// TestMain, so that fuzz workers, which run TestMain too, build nothing).
+var (
+	binDir   string
+	buildBin sync.Once
+	bin      string
+	binErr   error
+)
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "etcdlb-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bin = filepath.Join(dir, "etcdlb")
-	args := []string{"build", "-o", bin}
-	if raceEnabled {
-		args = append(args, "-race")
-	}
-	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 	os.Exit(code)
+}
+
+// binary returns the path of the etcdlb binary, built once.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildBin.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "etcdlb-bin-"); binErr != nil {
+			return
+		}
+		bin = filepath.Join(binDir, "etcdlb")
+		args := []string{"build", "-o", bin}
+		if raceEnabled {
+			args = append(args, "-race")
+		}
+		if out, err := exec.Command("go", append(args, ".")...).CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return bin
 }
 
 // result is one run of the binary.
@@ -49,7 +65,7 @@ func etcdlb(t *testing.T, timeout time.Duration, env []string, args ...string) r
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd := exec.CommandContext(ctx, binary(t), args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -84,6 +100,16 @@ func TestDemoShort(t *testing.T) {
 	if strings.Contains(r.stdout, "FAIL") {
 		t.Errorf("etcdlb demo --short: a check failed\n%s", r.stdout)
 	}
+	// Piped, the view is plain lines: no terminal control, a line per
+	// policy with its shares, calls/s and errors.
+	if strings.Contains(r.stdout, "\x1b") {
+		t.Errorf("etcdlb demo --short, piped, wrote terminal control sequences")
+	}
+	for _, p := range []string{"round_robin", "weighted", "least_inflight"} {
+		if !regexp.MustCompile(`(?m)^ *[0-9.]+s +` + p + ` +a1 +[0-9]+%.* calls/s +[0-9]+ +errors [0-9]+$`).MatchString(r.stdout) {
+			t.Errorf("etcdlb demo --short, piped: no plain line for %s\n%s", p, r.stdout)
+		}
+	}
 }
 
 func TestUsage(t *testing.T) {
@@ -99,4 +125,22 @@ func TestUsage(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "Usage: etcdlb demo") || !strings.Contains(r.stdout, "-short") {
 		t.Errorf("etcdlb demo --help: exit %d, stdout %q", r.code, r.stdout)
 	}
+	expect(t, nil, 0, []string{"Usage:", "etcdlb weight SERVICE ADDR N"}, "--help")
+	expect(t, nil, 0, []string{"Usage: etcdlb weight SERVICE ADDR N", "-force"}, "help", "weight")
+	// Help wins over wrong arguments and bad flags, wherever it stands.
+	expect(t, nil, 0, []string{"Usage: etcdlb drain", "-endpoints"}, "drain", "echo", "--nosuch", "-h")
+	for _, tc := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"ls", "--nosuch"}, []string{"etcdlb ls: flag provided but not defined: -nosuch", "Usage: etcdlb ls", `Run "etcdlb ls --help"`}},
+		{[]string{"ls", "--dial-timeout=soon"}, []string{`etcdlb ls: invalid value "soon" for flag -dial-timeout`}},
+		{[]string{"watch"}, []string{"etcdlb watch: wrong number of arguments: got 0, want 1", "Usage: etcdlb watch SERVICE"}},
+		{[]string{"demo", "now"}, []string{"etcdlb demo: wrong number of arguments: got 1, want 0"}},
+		{[]string{"weight", "echo", "10.0.0.1:80", "--", "-1"}, []string{`etcdlb weight: weight "-1" is not an integer in 0..1000000`}},
+	} {
+		expect(t, nil, exitUsage, tc.want, tc.args...)
+	}
+	expect(t, []string{"ETCDCTL_DIAL_TIMEOUT=soon"}, exitUsage, []string{`etcdlb ls: ETCDCTL_DIAL_TIMEOUT="soon": want a positive duration`}, "ls")
+	expect(t, nil, exitUsage, []string{"etcdlb ls: --dial-timeout 0s: want a positive duration"}, "ls", "--dial-timeout=0")
 }

@@ -22,7 +22,8 @@ import (
 )
 
 var lsCmd = &command{
-	name: "ls",
+	name:    "ls",
+	minArgs: 0, maxArgs: 1, conn: true,
 	usage: `Usage: etcdlb ls [SERVICE] [connection flags]
 
 Lists a service's endpoints, or every service's when SERVICE is omitted:
@@ -34,7 +35,10 @@ or reject it (and why). Exit code 1 when SERVICE has no keys.
 }
 
 var weightCmd = &command{
-	name: "weight",
+	name:    "weight",
+	minArgs: 3, maxArgs: 3, conn: true,
+	flags: forceFlag("set the override even if the endpoint is not registered (yet)"),
+	check: checkWeight,
 	usage: `Usage: etcdlb weight SERVICE ADDR N [--force] [connection flags]
 
 Sets the operator's weight override of endpoint ADDR of SERVICE to N, an
@@ -47,7 +51,9 @@ server's restarts. Refuses an endpoint that is not registered, unless --force.
 }
 
 var drainCmd = &command{
-	name: "drain",
+	name:    "drain",
+	minArgs: 2, maxArgs: 2, conn: true,
+	flags: forceFlag("drain even if the endpoint is not registered (yet)"),
 	usage: `Usage: etcdlb drain SERVICE ADDR [--force] [connection flags]
 
 Drains endpoint ADDR of SERVICE: sets its operator override to weight 0, the
@@ -59,7 +65,8 @@ Undo with "etcdlb undrain".
 }
 
 var undrainCmd = &command{
-	name: "undrain",
+	name:    "undrain",
+	minArgs: 2, maxArgs: 2, conn: true,
 	usage: `Usage: etcdlb undrain SERVICE ADDR [connection flags]
 
 Undoes "etcdlb drain": deletes the operator override of ADDR when its weight
@@ -71,7 +78,9 @@ clear" for that). It cannot undo a drain the server made itself (own weight 0).
 }
 
 var overrideCmd = &command{
-	name: "override",
+	name:    "override",
+	minArgs: 3, maxArgs: 3, conn: true,
+	check: checkClear,
 	usage: `Usage: etcdlb override clear SERVICE ADDR [connection flags]
 
 Deletes the operator's weight override of endpoint ADDR of SERVICE, whatever
@@ -82,7 +91,8 @@ override left behind by an endpoint that is gone.
 }
 
 var watchCmd = &command{
-	name: "watch",
+	name:    "watch",
+	minArgs: 1, maxArgs: 1, conn: true,
 	usage: `Usage: etcdlb watch SERVICE [connection flags]
 
 Prints SERVICE's endpoints, then every change as the resolver sees it: an
@@ -96,25 +106,9 @@ until Ctrl-C; exit code 1 if the watch fails (e.g. its revision was compacted).
 // opCtx bounds one operator command's work on etcd after connecting.
 const opTimeout = 10 * time.Second
 
-// setup parses args for c with the connection flags (and extra flags) and
-// checks the number of positional arguments.
-func setup(c *command, e *env, args []string, min, max int, extra func(fs *flag.FlagSet)) (cf *connFlags, pos []string, code int, done bool) {
-	fs := newFlagSet(e, c)
-	cf = &connFlags{}
-	cf.register(e, fs)
-	if extra != nil {
-		extra(fs)
-	}
-	pos, code, done = parse(e, c, fs, args)
-	if done {
-		return nil, nil, code, true
-	}
-	if len(pos) < min || len(pos) > max {
-		fmt.Fprintf(e.stderr, "etcdlb %s: wrong number of arguments\n", c.name)
-		fmt.Fprint(e.stderr, strings.SplitN(c.usage, "\n", 2)[0]+"\n")
-		return nil, nil, exitUsage, true
-	}
-	return cf, pos, 0, false
+// forceFlag registers --force, described by usage.
+func forceFlag(usage string) func(fs *flag.FlagSet, a *invocation) {
+	return func(fs *flag.FlagSet, a *invocation) { fs.BoolVar(&a.force, "force", false, usage) }
 }
 
 // fail prints err for command c and returns exitError.
@@ -123,11 +117,8 @@ func fail(e *env, c *command, err error) int {
 	return exitError
 }
 
-func runLs(c *command, e *env, args []string) int {
-	cf, pos, code, done := setup(c, e, args, 0, 1, nil)
-	if done {
-		return code
-	}
+func runLs(c *command, e *env, a *invocation) int {
+	cf, pos := &a.conn, a.pos
 	ctx, cancel := context.WithTimeout(context.Background(), cf.dialTimeout+opTimeout)
 	defer cancel()
 	cli, err := cf.connect(ctx)
@@ -261,31 +252,18 @@ func findEndpoint(ctx context.Context, cli *clientv3.Client, cf *connFlags, serv
 	return resolver.Instance{}, fmt.Errorf("unknown address %q: service %q has %s", addr, service, strings.Join(ids, ", "))
 }
 
-func runWeight(c *command, e *env, args []string) int {
-	var force bool
-	cf, pos, code, done := setup(c, e, args, 3, 3, func(fs *flag.FlagSet) {
-		fs.BoolVar(&force, "force", false, "set the override even if the endpoint is not registered (yet)")
-	})
-	if done {
-		return code
-	}
-	w, err := parseWeight(pos[2])
-	if err != nil {
-		fmt.Fprintf(e.stderr, "etcdlb weight: %v\n", err)
-		return exitUsage
-	}
-	return setOverride(c, e, cf, pos[0], pos[1], w, force)
+// checkWeight parses weight's N.
+func checkWeight(a *invocation) (err error) {
+	a.weight, err = parseWeight(a.pos[2])
+	return err
 }
 
-func runDrain(c *command, e *env, args []string) int {
-	var force bool
-	cf, pos, code, done := setup(c, e, args, 2, 2, func(fs *flag.FlagSet) {
-		fs.BoolVar(&force, "force", false, "drain even if the endpoint is not registered (yet)")
-	})
-	if done {
-		return code
-	}
-	return setOverride(c, e, cf, pos[0], pos[1], 0, force)
+func runWeight(c *command, e *env, a *invocation) int {
+	return setOverride(c, e, &a.conn, a.pos[0], a.pos[1], a.weight, a.force)
+}
+
+func runDrain(c *command, e *env, a *invocation) int {
+	return setOverride(c, e, &a.conn, a.pos[0], a.pos[1], 0, a.force)
 }
 
 func setOverride(c *command, e *env, cf *connFlags, service, addr string, w uint32, force bool) int {
@@ -315,24 +293,20 @@ func setOverride(c *command, e *env, cf *connFlags, service, addr string, w uint
 	return exitOK
 }
 
-func runUndrain(c *command, e *env, args []string) int {
-	cf, pos, code, done := setup(c, e, args, 2, 2, nil)
-	if done {
-		return code
-	}
-	return clearOverride(c, e, cf, pos[0], pos[1], true)
+func runUndrain(c *command, e *env, a *invocation) int {
+	return clearOverride(c, e, &a.conn, a.pos[0], a.pos[1], true)
 }
 
-func runOverride(c *command, e *env, args []string) int {
-	cf, pos, code, done := setup(c, e, args, 3, 3, nil)
-	if done {
-		return code
+// checkClear accepts override's only subcommand.
+func checkClear(a *invocation) error {
+	if a.pos[0] != "clear" {
+		return fmt.Errorf("unknown subcommand %q (only \"clear\")", a.pos[0])
 	}
-	if pos[0] != "clear" {
-		fmt.Fprintf(e.stderr, "etcdlb override: unknown subcommand %q (only \"clear\")\n", pos[0])
-		return exitUsage
-	}
-	return clearOverride(c, e, cf, pos[1], pos[2], false)
+	return nil
+}
+
+func runOverride(c *command, e *env, a *invocation) int {
+	return clearOverride(c, e, &a.conn, a.pos[1], a.pos[2], false)
 }
 
 // clearOverride deletes the override of addr; onlyDrain refuses one whose
@@ -377,12 +351,8 @@ func clearOverride(c *command, e *env, cf *connFlags, service, addr string, only
 	return exitOK
 }
 
-func runWatch(c *command, e *env, args []string) int {
-	cf, pos, code, done := setup(c, e, args, 1, 1, nil)
-	if done {
-		return code
-	}
-	service := pos[0]
+func runWatch(c *command, e *env, a *invocation) int {
+	cf, service := &a.conn, a.pos[0]
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cctx, cancel := context.WithTimeout(ctx, cf.dialTimeout)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -62,24 +63,10 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-// run runs etcdlb and checks its exit code and that stdout (or stderr, for
-// a failure) contains every want.
+// run runs etcdlb as expect does.
 func (f *fixture) run(t *testing.T, code int, want []string, args ...string) result {
 	t.Helper()
-	r := etcdlb(t, 30*time.Second, nil, args...)
-	out := r.stdout
-	if code != 0 {
-		out = r.stderr
-	}
-	if r.code != code {
-		t.Errorf("etcdlb %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), r.code, code, r.stdout, r.stderr)
-	}
-	for _, w := range want {
-		if !strings.Contains(out, w) {
-			t.Errorf("etcdlb %s: output lacks %q\nstdout: %s\nstderr: %s", strings.Join(args, " "), w, r.stdout, r.stderr)
-		}
-	}
-	return r
+	return expect(t, nil, code, want, args...)
 }
 
 func (f *fixture) override(t *testing.T, addr string) (uint32, bool) {
@@ -110,12 +97,18 @@ func TestOperatorCommands(t *testing.T) {
 	if w, ok := f.override(t, a0); !ok || w != 5 {
 		t.Errorf("after etcdlb weight 5: override %d, %v", w, ok)
 	}
-	for _, bad := range []string{"-1", "1.5", "1000001", "abc", "99999999999999999999"} {
+	for _, bad := range []string{"-1", "1.5", "1000001", "abc", "99999999999999999999", "+5", "", " 5", "0x10", "1e3"} {
 		f.run(t, 2, []string{fmt.Sprintf("weight %q is not an integer in 0..1000000", bad)}, "weight", "echo", a0, "--", bad)
 	}
 	f.run(t, 1, []string{`unknown address "127.0.0.1:1"`, a0}, "weight", "echo", "127.0.0.1:1", "5", f.ep)
 	f.run(t, 1, []string{`unknown service "nosuch"`}, "weight", "nosuch", a0, "5", f.ep)
 	f.run(t, 2, []string{"wrong number of arguments"}, "weight", "echo", a0, f.ep)
+	f.run(t, 1, []string{`unknown service "nosuch"`}, "drain", "nosuch", a0, f.ep)
+	f.run(t, 1, []string{`unknown address "127.0.0.1:1"`, a0, a1}, "drain", f.ep, "echo", "127.0.0.1:1")
+	f.run(t, 1, []string{`unknown address "127.0.0.1:1"`}, "undrain", "echo", "127.0.0.1:1", f.ep)
+	// --force sets an override ahead of a deploy.
+	f.run(t, 0, []string{"127.0.0.1:1: weight override 4; not registered"}, "weight", "--force", "echo", "127.0.0.1:1", "4", f.ep)
+	f.run(t, 0, []string{"override cleared; not registered"}, "override", "clear", "echo", "127.0.0.1:1", f.ep)
 
 	f.run(t, 0, []string{"drained"}, "drain", "echo", a1, f.ep)
 	if w, ok := f.override(t, a1); !ok || w != 0 {
@@ -144,9 +137,14 @@ func TestOperatorCommands(t *testing.T) {
 
 func TestConnectionErrors(t *testing.T) {
 	start := time.Now()
-	r := etcdlb(t, 30*time.Second, nil, "ls", "--endpoints=127.0.0.1:1", "--dial-timeout=500ms")
-	if r.code != 1 || !strings.Contains(r.stderr, "etcd unreachable at 127.0.0.1:1 after") {
-		t.Errorf("etcdlb ls against nothing: exit %d, stderr %q", r.code, r.stderr)
+	r := etcdlb(t, 30*time.Second, nil, "ls", "--endpoints=127.0.0.1:1,127.0.0.1:2", "--dial-timeout=500ms")
+	if r.code != 1 || !regexp.MustCompile(`^etcdlb ls: etcd unreachable at 127\.0\.0\.1:1,127\.0\.0\.1:2 after [0-9.]+m?s: `).MatchString(r.stderr) {
+		t.Errorf("etcdlb ls against nothing: exit %d, stderr %q; want the endpoints and the time waited", r.code, r.stderr)
+	}
+	// The same from the environment, for another command.
+	r = etcdlb(t, 30*time.Second, []string{"ETCDCTL_ENDPOINTS=127.0.0.1:1", "ETCDCTL_DIAL_TIMEOUT=300ms"}, "drain", "echo", "10.0.0.1:80")
+	if r.code != 1 || !strings.Contains(r.stderr, "etcdlb drain: etcd unreachable at 127.0.0.1:1 after") {
+		t.Errorf("ETCDCTL_ENDPOINTS=127.0.0.1:1 etcdlb drain: exit %d, stderr %q", r.code, r.stderr)
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Errorf("etcdlb ls against nothing took %v despite --dial-timeout=500ms", d)
@@ -165,7 +163,7 @@ func TestWatch(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "watch", "echo", f.ep)
+	cmd := exec.CommandContext(ctx, binary(t), "watch", "echo", f.ep)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

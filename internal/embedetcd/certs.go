@@ -26,6 +26,7 @@ const ClientCertCN = "etcdlb-client"
 // certificate, as files (etcd wants files) and as a parsed client pair.
 type certs struct {
 	caFile, serverCert, serverKey string
+	clientCert, clientKey         string // for tools that take files
 	pool                          *x509.CertPool
 	client                        tls.Certificate
 }
@@ -86,6 +87,8 @@ func makeCerts(dir string) (*certs, error) {
 		caFile:     filepath.Join(dir, "ca.pem"),
 		serverCert: filepath.Join(dir, "server.pem"),
 		serverKey:  filepath.Join(dir, "server-key.pem"),
+		clientCert: filepath.Join(dir, "client.pem"),
+		clientKey:  filepath.Join(dir, "client-key.pem"),
 		pool:       x509.NewCertPool(),
 	}
 	c.pool.AddCert(ca)
@@ -104,6 +107,8 @@ func makeCerts(dir string) (*certs, error) {
 		c.caFile:     pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
 		c.serverCert: sc,
 		c.serverKey:  sk,
+		c.clientCert: cc,
+		c.clientKey:  ck,
 	} {
 		if err := os.WriteFile(f, b, 0o600); err != nil {
 			return nil, err

@@ -272,6 +272,16 @@ func (c *Cluster) TLSWithoutClientCert() *tls.Config {
 	return c.certs.clientConfig(false)
 }
 
+// CertFiles returns the files of the cluster's CA certificate and of a
+// client certificate and key it accepts, for tools that take files (etcdctl,
+// etcdlb); empty when the cluster has no TLS.
+func (c *Cluster) CertFiles() (ca, cert, key string) {
+	if c.certs == nil {
+		return "", "", ""
+	}
+	return c.certs.caFile, c.certs.clientCert, c.certs.clientKey
+}
+
 // Stop stops member i and keeps its data.
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
