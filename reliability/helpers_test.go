@@ -476,16 +476,23 @@ func heapAfterGC() uint64 {
 	return m.HeapAlloc
 }
 
-// settleGoroutines waits, bounded, until at most max goroutines run, and
-// returns how many do.
+// settleGoroutines waits, bounded, until at most max goroutines run (with
+// max < 0: until their number holds still for 300ms), and returns how many
+// run.
 func settleGoroutines(max int) int {
 	deadline := time.Now().Add(waitTimeout)
+	last, still := -1, 0
 	for {
 		n := runtime.NumGoroutine()
-		if n <= max || time.Now().After(deadline) {
+		if n == last {
+			still++
+		} else {
+			last, still = n, 0
+		}
+		if max >= 0 && n <= max || max < 0 && still == 3 || time.Now().After(deadline) {
 			return n
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
