@@ -168,8 +168,10 @@ func TestEtcdClusterMemberLoss(t *testing.T) {
 	weight := uint32(10)
 	for _, role := range []string{"leader", "follower"} {
 		m := member(t, e, role)
-		start := time.Now()
+		stopping := time.Now()
 		e.etcd.Stop(m)
+		start := time.Now()
+		t.Logf("%s m%d took %v to stop", role, m, start.Sub(stopping))
 		weight++
 		setOverride(t, e, service, bs[0].Addr, weight)
 		waitWeight(t, cs, bs[0].Addr, weight)

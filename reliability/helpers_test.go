@@ -521,13 +521,17 @@ var logMu sync.Mutex
 func (h *tHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
 
 func (h *tHandler) Handle(_ context.Context, r slog.Record) error {
-	hasKey := false
+	if h.sh.keys != nil {
+		hasKey := false
+		r.Attrs(func(a slog.Attr) bool { hasKey = hasKey || a.Key == "key"; return !hasKey })
+		if hasKey {
+			h.sh.keys.Add(1)
+			return nil
+		}
+	}
 	var b strings.Builder
 	b.WriteString(r.Level.String() + " " + r.Message)
 	add := func(a slog.Attr) bool {
-		if a.Key == "key" {
-			hasKey = true
-		}
 		v := a.Value.String()
 		if len(v) > 200 {
 			v = fmt.Sprintf("%s...(%d bytes)", v[:200], len(v))
@@ -539,10 +543,6 @@ func (h *tHandler) Handle(_ context.Context, r slog.Record) error {
 		add(a)
 	}
 	r.Attrs(add)
-	if h.sh.keys != nil && hasKey {
-		h.sh.keys.Add(1)
-		return nil
-	}
 	if h.sh.done.Load() {
 		return nil
 	}
