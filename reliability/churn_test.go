@@ -37,10 +37,9 @@ func TestChurn(t *testing.T) {
 	}
 	e := newEnv(t, embedetcd.Options{})
 	const service = "churn"
-	stable := []*backend{e.startBackend(t, service, 1, 5*time.Second), e.startBackend(t, service, 2, 5*time.Second),
-		e.startBackend(t, service, 3, 5*time.Second)}
+	stable, addrs := e.startBackends(t, service, 5*time.Second, 1, 2, 3)
 	cs := dialAll(t, e.newClient(t), service)
-	waitAddrs(t, cs, stable[0].Addr, stable[1].Addr, stable[2].Addr)
+	waitAddrs(t, cs, addrs...)
 	// Connect everything, then count with no load running.
 	warm := startLoads(t, cs, 1)
 	waitAllMore(t, warm, 50)
@@ -75,7 +74,7 @@ func TestChurn(t *testing.T) {
 		leave(t, cs, b)
 		leaves++
 	}
-	waitAddrs(t, cs, stable[0].Addr, stable[1].Addr, stable[2].Addr)
+	waitAddrs(t, cs, addrs...)
 	waitAllMore(t, ls, 100)
 	for _, l := range ls {
 		l.stop()

@@ -21,12 +21,7 @@ const outage = 10 * time.Second
 func TestEtcdOutage(t *testing.T) {
 	e := newEnv(t, embedetcd.Options{})
 	const service = "outage"
-	bs := []*backend{e.startBackend(t, service, 1, 5*time.Second), e.startBackend(t, service, 2, 5*time.Second),
-		e.startBackend(t, service, 3, 5*time.Second)}
-	cs := dialAll(t, e.newClient(t), service)
-	waitAddrs(t, cs, bs[0].Addr, bs[1].Addr, bs[2].Addr)
-	ls := startLoads(t, cs, 3)
-	waitAllMore(t, ls, 200)
+	bs, _, cs, ls := e.underLoad(t, service, 5*time.Second, 1, 2, 3)
 
 	e.etcd.Stop(0)
 	down := make([]int64, len(ls))
@@ -45,22 +40,11 @@ func TestEtcdOutage(t *testing.T) {
 
 	// The registrations are still there (kept, or written again by their
 	// Registrars if the client gave their lease up meanwhile).
-	ctx, cancel := context.WithTimeout(e.ctx, waitTimeout)
-	defer cancel()
-	for {
-		insts, err := etcdlbresolver.List(ctx, e.cli, service)
-		if err == nil && len(insts) == len(bs) {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("registrations after the restart: %d of %d, %v", len(insts), len(bs), err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitRegistered(t, service, len(bs))
 	registered := time.Since(restarted)
 
 	// A change after the restart reaches every client: an operator's weight.
-	if err := etcdlbresolver.SetOverride(ctx, e.cli, service, bs[0].Addr, 7); err != nil {
+	if err := etcdlbresolver.SetOverride(e.ctx, e.cli, service, bs[0].Addr, 7); err != nil {
 		t.Fatal(err)
 	}
 	waitWeight(t, cs, bs[0].Addr, 7)
@@ -87,39 +71,18 @@ func TestEtcdOutage(t *testing.T) {
 func TestEtcdDataLoss(t *testing.T) {
 	e := newEnv(t, embedetcd.Options{})
 	const service = "dataloss"
-	var bs []*backend
-	var addrs []string
-	for i := range 3 {
-		b := e.startBackend(t, service, uint32(i+1), 3*time.Second)
-		bs = append(bs, b)
-		addrs = append(addrs, b.Addr)
-	}
-	cs := dialAll(t, e.newClient(t), service)
-	waitAddrs(t, cs, addrs...)
-	ls := startLoads(t, cs, 3)
-	waitAllMore(t, ls, 200)
+	bs, addrs, cs, ls := e.underLoad(t, service, 3*time.Second, 1, 2, 3)
 
 	if err := e.etcd.RestartEmpty(0); err != nil {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
-	ctx, cancel := context.WithTimeout(e.ctx, waitTimeout)
-	defer cancel()
-	for {
-		insts, err := etcdlbresolver.List(ctx, e.cli, service)
-		if err == nil && len(insts) == len(bs) {
-			break
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("re-registrations in the emptied etcd: %d of %d, %v", len(insts), len(bs), err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	e.waitRegistered(t, service, len(bs))
 	reregistered := time.Since(restarted)
 	// The clients read the new etcd: an override written there reaches them
 	// (the resolver sees the revision went back and lists again).
 	for i, b := range bs {
-		if err := etcdlbresolver.SetOverride(ctx, e.cli, service, b.Addr, uint32(10+i)); err != nil {
+		if err := etcdlbresolver.SetOverride(e.ctx, e.cli, service, b.Addr, uint32(10+i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -157,12 +120,7 @@ func TestEtcdDataLoss(t *testing.T) {
 func TestEtcdClusterMemberLoss(t *testing.T) {
 	e := newEnv(t, embedetcd.Options{Members: 3})
 	const service = "members"
-	bs := []*backend{e.startBackend(t, service, 1, 5*time.Second), e.startBackend(t, service, 2, 5*time.Second),
-		e.startBackend(t, service, 3, 5*time.Second)}
-	cs := dialAll(t, e.newClient(t), service)
-	waitAddrs(t, cs, bs[0].Addr, bs[1].Addr, bs[2].Addr)
-	ls := startLoads(t, cs, 3)
-	waitAllMore(t, ls, 200)
+	bs, _, cs, ls := e.underLoad(t, service, 5*time.Second, 1, 2, 3)
 
 	var recoveries []time.Duration
 	weight := uint32(10)

@@ -29,8 +29,7 @@ func retryConfig(policy string) string {
 func TestFlakyBackend(t *testing.T) {
 	e := newEnv(t, embedetcd.Options{})
 	const service = "flaky"
-	bs := []*backend{e.startBackend(t, service, 1, 5*time.Second), e.startBackend(t, service, 1, 5*time.Second),
-		e.startBackend(t, service, 1, 5*time.Second)}
+	bs, addrs := e.startBackends(t, service, 5*time.Second, 1, 1, 1)
 	flaky := bs[0]
 	flaky.SetFailEvery(4)
 	cli := e.newClient(t)
@@ -43,7 +42,7 @@ func TestFlakyBackend(t *testing.T) {
 		c.policy += "+retry"
 		cs = append(cs, c)
 	}
-	waitAddrs(t, cs, bs[0].Addr, bs[1].Addr, bs[2].Addr)
+	waitAddrs(t, cs, addrs...)
 	ls := startLoads(t, cs, 2)
 	waitAllMore(t, ls, 1000)
 	for _, l := range ls {
@@ -99,12 +98,11 @@ const hangTimeout = 2 * time.Second
 func TestHangingBackend(t *testing.T) {
 	e := newEnv(t, embedetcd.Options{})
 	const service = "hanging"
-	bs := []*backend{e.startBackend(t, service, 1, 5*time.Second), e.startBackend(t, service, 1, 5*time.Second),
-		e.startBackend(t, service, 1, 5*time.Second)}
+	bs, addrs := e.startBackends(t, service, 5*time.Second, 1, 1, 1)
 	hung := bs[2]
 	hung.SetDelay(time.Hour)
 	cs := dialAll(t, e.newClient(t), service)
-	waitAddrs(t, cs, bs[0].Addr, bs[1].Addr, bs[2].Addr)
+	waitAddrs(t, cs, addrs...)
 	var ls []*load
 	for _, c := range cs {
 		ls = append(ls, startLoad(t, c, 8, hangTimeout))

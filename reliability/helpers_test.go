@@ -122,6 +122,50 @@ func (e *env) startBackend(t *testing.T, service string, weight uint32, ttl time
 	return b
 }
 
+// startBackends starts one registered backend per weight, and returns them
+// and their addresses.
+func (e *env) startBackends(t *testing.T, service string, ttl time.Duration, weights ...uint32) ([]*backend, []string) {
+	t.Helper()
+	var bs []*backend
+	var addrs []string
+	for _, w := range weights {
+		b := e.startBackend(t, service, w, ttl)
+		bs = append(bs, b)
+		addrs = append(addrs, b.Addr)
+	}
+	return bs, addrs
+}
+
+// underLoad starts a registered backend per weight and a client of each
+// policy, waits until every client has every backend, and starts load on
+// each client (3 goroutines) for 200 calls.
+func (e *env) underLoad(t *testing.T, service string, ttl time.Duration, weights ...uint32) ([]*backend, []string, []*client, []*load) {
+	t.Helper()
+	bs, addrs := e.startBackends(t, service, ttl, weights...)
+	cs := dialAll(t, e.newClient(t), service)
+	waitAddrs(t, cs, addrs...)
+	ls := startLoads(t, cs, 3)
+	waitAllMore(t, ls, 200)
+	return bs, addrs, cs, ls
+}
+
+// waitRegistered waits until service has n instances in etcd.
+func (e *env) waitRegistered(t *testing.T, service string, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(e.ctx, waitTimeout)
+	defer cancel()
+	for {
+		insts, err := etcdlbresolver.List(ctx, e.cli, service)
+		if err == nil && len(insts) == n {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("%s has %d of %d instances in etcd after %v: %v", service, len(insts), n, waitTimeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // register (re-)registers b's server.
 func (e *env) register(t *testing.T, b *backend) {
 	t.Helper()

@@ -42,8 +42,7 @@ const (
 func TestHostileRegistryData(t *testing.T) {
 	e := newEnv(t, embedetcd.Options{})
 	const service = "hostile"
-	bs := []*backend{e.startBackend(t, service, 1, 5*time.Second), e.startBackend(t, service, 2, 5*time.Second),
-		e.startBackend(t, service, 3, 5*time.Second)}
+	_, addrs := e.startBackends(t, service, 5*time.Second, 1, 2, 3)
 	rng := rand.New(rand.NewPCG(8, 8))
 	prefix := etcdlbresolver.ServicePrefix("", service)
 
@@ -79,7 +78,7 @@ func TestHostileRegistryData(t *testing.T) {
 	for _, p := range policies {
 		cs = append(cs, dial(t, cli, service, p, "", etcdlbresolver.WithMetrics(m), etcdlbresolver.WithLogger(testLogger(t, &logged))))
 	}
-	waitAddrs(t, cs, bs[0].Addr, bs[1].Addr, bs[2].Addr)
+	waitAddrs(t, cs, addrs...)
 	ls := startLoads(t, cs, 3)
 	waitAllMore(t, ls, 300)
 
@@ -94,7 +93,7 @@ func TestHostileRegistryData(t *testing.T) {
 	huge := fmt.Sprintf(`{"addr":"127.0.0.1:1","metadata":{"k":%q}}`, strings.Repeat("y", hugeSize))
 	putAll(t, e, []clientv3.Op{clientv3.OpPut(prefix+"huge-0", huge)})
 	late := e.startBackend(t, service, 1, 5*time.Second)
-	waitAddrs(t, cs, bs[0].Addr, bs[1].Addr, bs[2].Addr, late.Addr)
+	waitAddrs(t, cs, append(addrs, late.Addr)...)
 	waitAllMore(t, ls, 300)
 	h1 := heapAfterGC()
 	for _, l := range ls {

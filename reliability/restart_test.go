@@ -15,17 +15,7 @@ import (
 func TestRollingRestart(t *testing.T) {
 	e := newEnv(t, embedetcd.Options{})
 	const service = "rolling"
-	var bs []*backend
-	var addrs []string
-	for i := range 5 {
-		b := e.startBackend(t, service, uint32(i+1), 5*time.Second)
-		bs = append(bs, b)
-		addrs = append(addrs, b.Addr)
-	}
-	cs := dialAll(t, e.newClient(t), service)
-	waitAddrs(t, cs, addrs...)
-	ls := startLoads(t, cs, 3)
-	waitAllMore(t, ls, 200)
+	bs, _, cs, ls := e.underLoad(t, service, 5*time.Second, 1, 2, 3, 4, 5)
 
 	var slowest time.Duration
 	for _, b := range bs {
@@ -34,8 +24,10 @@ func TestRollingRestart(t *testing.T) {
 			t.Fatalf("deregister %s: %v", b.Addr, err)
 		}
 		waitHas(t, cs, b.Addr, false)
-		// No client picks it any more: its count stands still while each
-		// client makes 200 more calls.
+		// No client picks it any more: once the calls picked just before
+		// have landed, its count stands still while each client makes 200
+		// more calls.
+		waitAllMore(t, ls, 20)
 		served := b.Calls()
 		waitAllMore(t, ls, 200)
 		if got := b.Calls(); got != served {
