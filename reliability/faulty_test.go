@@ -25,7 +25,7 @@ func retryConfig(policy string) string {
 // fourth call it serves. Without a retry policy every policy passes those
 // failures to the caller (the flaky backend answers fast, so least-inflight
 // does not avoid it); with a retry policy for UNAVAILABLE in the service
-// config none reaches the caller.
+// config nearly none reaches the caller.
 func TestFlakyBackend(t *testing.T) {
 	e := newEnv(t, embedetcd.Options{})
 	const service = "flaky"
@@ -65,15 +65,16 @@ func TestFlakyBackend(t *testing.T) {
 			extra: fmt.Sprintf("flaky_share=%.3f fail_every=4", float64(toFlaky)/float64(total))})
 		retry := strings.HasSuffix(l.c.policy, "+retry")
 		switch {
-		case retry && l.c.policy == etcdlb.LeastInflightName+"+retry":
-			// A retry is picked afresh, and the flaky backend, idle as it
-			// fails fast, may win again: rare, as every fourth call fails.
-			if n, without := l.failed.Load(), failed[etcdlb.LeastInflightName]; n*20 > without {
+		case retry:
+			// A retry is picked afresh and lands on the flaky backend again
+			// only rarely: with round robin when the clients' calls
+			// interleave so, with least-inflight when it is idle, as it
+			// fails fast. Three attempts all failing is rarer still.
+			without := failed[strings.TrimSuffix(l.c.policy, "+retry")]
+			if n := l.failed.Load(); n*20 > without {
 				t.Errorf("%s: %d calls failed with a retry policy, %d without: want 20 times fewer", l.c.policy, n, without)
 			}
-		case retry && l.failed.Load() != 0:
-			t.Errorf("%s: %d calls failed with a retry policy for UNAVAILABLE", l.c.policy, l.failed.Load())
-		case !retry && l.failed.Load() == 0:
+		case l.failed.Load() == 0:
 			t.Errorf("%s: no call failed, but a backend answered UNAVAILABLE to %d of them", l.c.policy, toFlaky/4)
 		}
 		for _, f := range l.failuresSince(time.Time{}) {
