@@ -256,6 +256,9 @@ func (r *Registrar) run() {
 	defer r.setState(Closed)
 	failures := 0
 	for registered := false; ; {
+		if registered || failures > 0 {
+			resetConnectBackoff(r.cli)
+		}
 		lease, rev, err := r.register()
 		if r.ctx.Err() != nil {
 			return

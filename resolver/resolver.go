@@ -134,6 +134,7 @@ func (r *etcdResolver) run() {
 				return
 			}
 			failures++
+			resetConnectBackoff(r.cli)
 			continue
 		}
 		failed, progressed := r.watch(rev + 1)
@@ -167,6 +168,20 @@ func (r *etcdResolver) connState(err error) string {
 		return fmt.Sprintf(" (etcd connection %s)", conn.GetState())
 	}
 	return ""
+}
+
+// resetConnectBackoff has cli reconnect now if it is waiting out gRPC's
+// reconnect backoff, which grows to 120s while etcd is down and knows nothing
+// of leases. Without it, an etcd back after an outage of a few seconds revives
+// the leases for one TTL (plus an election timeout) while a registration's
+// client may wait longer than that to reconnect: the leases expire and the
+// registrations vanish at once; and a resolver's client may see changes only
+// that much later. Called only before a retry of a failed request, so it
+// connects no more often than the caller's own backoff.
+func resetConnectBackoff(cli *clientv3.Client) {
+	if conn := cli.ActiveConnection(); conn != nil {
+		conn.ResetConnectBackoff()
+	}
 }
 
 // list reads the endpoints and overrides at one revision, replaces the state
@@ -278,6 +293,7 @@ func (r *etcdResolver) wentBack(ctx context.Context) bool {
 		// Counted, so that an outage shows in the metrics even while the
 		// watch waits quietly; logged at debug, as it repeats.
 		r.log.Debug("etcdlb: revision check failed", "err", err)
+		resetConnectBackoff(r.cli) // the watch waits on this connection too
 		if h := r.opts.resolverHooks.EtcdError; h != nil {
 			h(r.service, err)
 		}

@@ -191,7 +191,7 @@ func decodeValue(id string, value []byte) (v Value, _ Reason, detail string) {
 		return v, ReasonBadAddr, err.Error()
 	}
 	if _, _, err := net.SplitHostPort(id); err == nil && id != v.Addr {
-		return v, ReasonAddrMismatch, fmt.Sprintf("key names %q, value names %q", id, v.Addr)
+		return v, ReasonAddrMismatch, fmt.Sprintf("key names %q, value names %q", clip(id), v.Addr)
 	}
 	return v, "", ""
 }
@@ -201,13 +201,13 @@ func (v *Value) fill(raw *anyValue) (Reason, string) {
 	if raw.Op != nil {
 		var op int
 		if err := json.Unmarshal(raw.Op, &op); err != nil || op != 0 {
-			return ReasonBadOp, fmt.Sprintf("Op %s, only 0 (Add) is an endpoint", raw.Op)
+			return ReasonBadOp, fmt.Sprintf("Op %s, only 0 (Add) is an endpoint", clip(raw.Op))
 		}
 	}
 	addrRaw := raw.Addr
 	if raw.MgrAddr != nil {
 		if raw.Addr != nil && !bytes.Equal(raw.Addr, raw.MgrAddr) {
-			return ReasonBadAddr, fmt.Sprintf("addr %s and Addr %s disagree", raw.Addr, raw.MgrAddr)
+			return ReasonBadAddr, fmt.Sprintf("addr %s and Addr %s disagree", clip(raw.Addr), clip(raw.MgrAddr))
 		}
 		addrRaw = raw.MgrAddr
 	}
@@ -215,7 +215,7 @@ func (v *Value) fill(raw *anyValue) (Reason, string) {
 		return ReasonBadAddr, "no addr field"
 	}
 	if err := json.Unmarshal(addrRaw, &v.Addr); err != nil {
-		return ReasonWrongType, fmt.Sprintf("addr is %s, want a string", addrRaw)
+		return ReasonWrongType, fmt.Sprintf("addr is %s, want a string", clip(addrRaw))
 	}
 	v.Weight = endpoint.DefaultWeight
 	if raw.Weight != nil {
@@ -227,7 +227,7 @@ func (v *Value) fill(raw *anyValue) (Reason, string) {
 	}
 	if raw.Zone != nil {
 		if err := json.Unmarshal(raw.Zone, &v.Zone); err != nil || isNull(raw.Zone) {
-			return ReasonWrongType, fmt.Sprintf("zone is %s, want a string", raw.Zone)
+			return ReasonWrongType, fmt.Sprintf("zone is %s, want a string", clip(raw.Zone))
 		}
 	}
 	if raw.Metadata != nil {
@@ -244,24 +244,48 @@ func (v *Value) fill(raw *anyValue) (Reason, string) {
 	return "", ""
 }
 
+// maxQuoted is how much of a rejected value a reason quotes: enough to
+// recognise it. A reason is kept for every rejected key and logged; a 16 KiB
+// value of random bytes quoted whole costs up to 64 KiB, per key and client.
+const maxQuoted = 64
+
+// clip returns s, cut to maxQuoted bytes and followed by its length when
+// longer.
+func clip[T ~string | ~[]byte](s T) string {
+	if len(s) <= maxQuoted {
+		return string(s)
+	}
+	return fmt.Sprintf("%s...(%d bytes)", s[:maxQuoted], len(s))
+}
+
+// clipErr is err's text with any long quote of s in it clipped
+// (net.SplitHostPort's errors quote the whole address).
+func clipErr(err error, s string) string {
+	msg := err.Error()
+	if len(s) <= maxQuoted {
+		return msg
+	}
+	return strings.ReplaceAll(msg, s, clip(s))
+}
+
 func isNull(b json.RawMessage) bool { return string(b) == "null" }
 
 // decodeWeight accepts a JSON integer in [0, endpoint.MaxWeight].
 func decodeWeight(raw json.RawMessage) (uint32, Reason, string) {
 	s := string(raw)
 	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
-		return 0, ReasonWrongType, fmt.Sprintf("weight is %s, want a number", s)
+		return 0, ReasonWrongType, fmt.Sprintf("weight is %s, want a number", clip(s))
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	switch {
 	case err != nil && !strings.Contains(err.Error(), "range"):
-		return 0, ReasonWrongType, fmt.Sprintf("weight is %s, want a number", s)
+		return 0, ReasonWrongType, fmt.Sprintf("weight is %s, want a number", clip(s))
 	case f < 0:
-		return 0, ReasonBadWeight, fmt.Sprintf("weight %s is negative", s)
+		return 0, ReasonBadWeight, fmt.Sprintf("weight %s is negative", clip(s))
 	case err != nil || f > endpoint.MaxWeight:
-		return 0, ReasonBadWeight, fmt.Sprintf("weight %s is above %d", s, endpoint.MaxWeight)
+		return 0, ReasonBadWeight, fmt.Sprintf("weight %s is above %d", clip(s), endpoint.MaxWeight)
 	case f != math.Trunc(f):
-		return 0, ReasonBadWeight, fmt.Sprintf("weight %s is fractional", s)
+		return 0, ReasonBadWeight, fmt.Sprintf("weight %s is fractional", clip(s))
 	}
 	return uint32(f), "", ""
 }
@@ -273,20 +297,20 @@ func checkAddr(addr string) error {
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("address %q: %v", addr, err)
+		return fmt.Errorf("address %q: %v", clip(addr), clipErr(err, addr))
 	}
 	if p, err := strconv.ParseUint(port, 10, 16); err != nil || p == 0 {
-		return fmt.Errorf("address %q: bad port", addr)
+		return fmt.Errorf("address %q: bad port", clip(addr))
 	}
 	if host == "" || len(host) > 253 {
-		return fmt.Errorf("address %q: bad host", addr)
+		return fmt.Errorf("address %q: bad host", clip(addr))
 	}
 	if net.ParseIP(host) != nil {
 		return nil
 	}
 	for _, c := range host {
 		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
-			return fmt.Errorf("address %q: bad host", addr)
+			return fmt.Errorf("address %q: bad host", clip(addr))
 		}
 	}
 	return nil

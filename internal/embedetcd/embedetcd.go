@@ -59,6 +59,19 @@ type member struct {
 	clientPort int
 	peerPort   int
 	etcd       *embed.Etcd // nil when stopped
+	release    []func()    // frees the ports held while stopped
+}
+
+// holdPorts keeps the stopped member's ports from other processes.
+func (m *member) holdPorts() {
+	m.release = append(m.release, reservePort(m.clientPort), reservePort(m.peerPort))
+}
+
+func (m *member) releasePorts() {
+	for _, f := range m.release {
+		f()
+	}
+	m.release = nil
 }
 
 // Start starts a cluster and waits until it has a leader.
@@ -282,11 +295,16 @@ func (c *Cluster) CertFiles() (ca, cert, key string) {
 	return c.certs.caFile, c.certs.clientCert, c.certs.clientKey
 }
 
-// Stop stops member i and keeps its data.
+// Stop stops member i and keeps its data. Its ports stay reserved until
+// Restart: connecting to them is refused, and no other process gets them.
 func (c *Cluster) Stop(i int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.stopLocked(c.members[i])
+	m := c.members[i]
+	if m.etcd != nil {
+		c.stopLocked(m)
+		m.holdPorts()
+	}
 }
 
 func (c *Cluster) stopLocked(m *member) {
@@ -338,6 +356,7 @@ func (c *Cluster) restartLocked(m *member, fresh bool) error {
 	if m.etcd != nil {
 		return fmt.Errorf("embedetcd: %s is running", m.name)
 	}
+	m.releasePorts()
 	initial := c.initialClusterLocked()
 	var err error
 	// The ports were ours; a moment may pass before the OS lets them go.
@@ -375,6 +394,9 @@ func (c *Cluster) restartLocked(m *member, fresh bool) error {
 func (c *Cluster) Close() {
 	c.mu.Lock()
 	c.stopAllLocked()
+	for _, m := range c.members {
+		m.releasePorts()
+	}
 	c.mu.Unlock()
 	c.removeDir()
 }

@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	testpb "google.golang.org/grpc/interop/grpc_testing"
+	"google.golang.org/grpc/status"
 )
 
 // Server is one backend. Its address stays the same across Stop and Start.
@@ -28,6 +30,7 @@ type Server struct {
 	inflight atomic.Int64
 	delay    atomic.Int64 // nanoseconds each call takes
 	handler  atomic.Pointer[func(context.Context) error]
+	failN    atomic.Int64 // every failN-th call answers UNAVAILABLE; 0: none
 
 	mu   sync.Mutex
 	srv  *grpc.Server
@@ -115,9 +118,13 @@ func (s *Server) SetHandler(h func(ctx context.Context) error) {
 	s.handler.Store(&h)
 }
 
+// SetFailEvery makes every n-th call answer UNAVAILABLE (a flaky backend);
+// 0 turns it off.
+func (s *Server) SetFailEvery(n int) { s.failN.Store(int64(n)) }
+
 // EmptyCall counts the call and answers after the backend's delay.
 func (s *Server) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty, error) {
-	s.calls.Add(1)
+	n := s.calls.Add(1)
 	s.inflight.Add(1)
 	defer s.inflight.Add(-1)
 	if h := s.handler.Load(); h != nil {
@@ -125,6 +132,9 @@ func (s *Server) EmptyCall(ctx context.Context, _ *testpb.Empty) (*testpb.Empty,
 			return nil, err
 		}
 		return &testpb.Empty{}, nil
+	}
+	if f := s.failN.Load(); f > 0 && n%f == 0 {
+		return nil, status.Errorf(codes.Unavailable, "testserver %s: flaky: call %d of every %d fails", s.Addr, n, f)
 	}
 	if d := time.Duration(s.delay.Load()); d > 0 {
 		select {
