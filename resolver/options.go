@@ -22,6 +22,7 @@ type options struct {
 	resolveNowEvery    time.Duration
 	ttl                time.Duration
 	revisionCheckEvery time.Duration
+	dataLossGrace      time.Duration
 	metrics            *metrics.Metrics
 	resolverHooks      hooks.Resolver
 	regHooks           hooks.Registration
@@ -36,11 +37,23 @@ func newOptions(opts []Option) options {
 		resolveNowEvery:    time.Second,
 		ttl:                10 * time.Second,
 		revisionCheckEvery: 5 * time.Second,
+		dataLossGrace:      30 * time.Second,
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	return o
+}
+
+// WithDataLossGrace sets how long, after etcd lost its data (restored from
+// an old backup or restarted empty), the resolver keeps serving the
+// endpoints it had that are not in etcd yet: their servers re-register
+// within a few seconds, and until then an empty or shrunken registry says
+// more about etcd than about the servers. An endpoint that reappears is
+// served from etcd again at once. 0 serves only what etcd has; the default
+// is 30s.
+func WithDataLossGrace(d time.Duration) Option {
+	return func(o *options) { o.dataLossGrace = max(d, 0) }
 }
 
 // WithPrefix sets the key prefix, e.g. "/services/"; the default is "", the

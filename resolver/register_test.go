@@ -2,8 +2,10 @@ package resolver_test
 
 import (
 	"context"
+	"log/slog"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -238,4 +240,84 @@ func etcdlbStacks() string {
 		}
 	}
 	return strings.Join(out, "\n\n")
+}
+
+// TestDataLossHoldsEndpoints restarts etcd empty: the resolver keeps serving
+// the endpoints it lost until they re-register, and drops those that do not
+// once the grace period is over.
+func TestDataLossHoldsEndpoints(t *testing.T) {
+	e := newEnv(t)
+	for i := range 20 { // the revision the resolver knows is above the emptied etcd's
+		e.put(t, "other/k", string(rune('a'+i)))
+	}
+	holding := newLogSignal(t, "serving them until they re-register")
+	cc, _ := build(t, e.cli, "echo",
+		etcdlbresolver.WithRevisionCheckForTest(100*time.Millisecond),
+		etcdlbresolver.WithDataLossGrace(3*time.Second),
+		etcdlbresolver.WithLogger(holding.logger))
+	e.put(t, "echo/127.0.0.1:1001", `{"addr":"127.0.0.1:1001"}`)
+	e.put(t, "echo/127.0.0.1:1002", `{"addr":"127.0.0.1:1002","weight":2}`)
+	both := "127.0.0.1:1001/1/ 127.0.0.1:1002/2/"
+	cc.waitEndpoints(t, both)
+	before := cc.numStates()
+
+	if err := e.etcd.RestartEmpty(0); err != nil {
+		t.Fatal(err)
+	}
+	holding.wait(t)
+	e.put(t, "echo/127.0.0.1:1002", `{"addr":"127.0.0.1:1002","weight":3}`) // 1002 re-registers
+	cc.waitEndpoints(t, "127.0.0.1:1002/3/")                                // 1001 dropped after the grace
+
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	for _, s := range cc.states[before : len(cc.states)-1] {
+		if d := describe(s); d != both && d != "127.0.0.1:1001/1/ 127.0.0.1:1002/3/" {
+			t.Errorf("while held, the resolver pushed %q; want 1001 kept beside 1002", d)
+		}
+	}
+}
+
+// logSignal is a logger that logs through t and closes seen when a message
+// containing msg is logged.
+type logSignal struct {
+	logger *slog.Logger
+	seen   chan struct{}
+}
+
+func newLogSignal(t testing.TB, msg string) *logSignal {
+	s := &logSignal{seen: make(chan struct{})}
+	var once sync.Once
+	s.logger = slog.New(signalHandler{testLogger(t).Handler(), func(m string) {
+		if strings.Contains(m, msg) {
+			once.Do(func() { close(s.seen) })
+		}
+	}})
+	return s
+}
+
+func (s *logSignal) wait(t testing.TB) {
+	t.Helper()
+	select {
+	case <-s.seen:
+	case <-time.After(waitTimeout):
+		t.Fatal("timed out waiting for the log message")
+	}
+}
+
+type signalHandler struct {
+	slog.Handler
+	on func(msg string)
+}
+
+func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.on(r.Message)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h signalHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return signalHandler{h.Handler.WithAttrs(as), h.on}
+}
+
+func (h signalHandler) WithGroup(g string) slog.Handler {
+	return signalHandler{h.Handler.WithGroup(g), h.on}
 }

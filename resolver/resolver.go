@@ -100,6 +100,12 @@ type etcdResolver struct {
 	pushed    []resolver.Endpoint
 	sent      bool // an update or an error reached cc
 	lastList  time.Time
+
+	// After etcd lost its data, the endpoints it no longer has are held
+	// (served as they were) until they re-register or heldUntil passes.
+	lostData  bool              // the next list holds what it lacks
+	held      map[string]*entry // by key; never in entries
+	heldUntil time.Time
 }
 
 func (r *etcdResolver) ResolveNow(resolver.ResolveNowOptions) {
@@ -212,9 +218,46 @@ func (r *etcdResolver) list() (int64, error) {
 	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
 		r.putOverride(kv)
 	}
+	r.hold(old)
 	r.synced()
 	r.push()
 	return resp.Header.Revision, nil
+}
+
+// hold keeps, after etcd lost its data, the valid endpoints of old (and
+// those held already) that the new listing lacks, for the grace period.
+func (r *etcdResolver) hold(old map[string]*entry) {
+	if r.lostData && r.opts.dataLossGrace > 0 {
+		r.lostData = false
+		if r.held == nil {
+			r.held = make(map[string]*entry)
+		}
+		for k, e := range old {
+			if e.err == nil && e.epBuilt {
+				r.held[k] = e
+			}
+		}
+		r.heldUntil = time.Now().Add(r.opts.dataLossGrace)
+	}
+	for k := range r.held {
+		if _, ok := r.entries[k]; ok {
+			delete(r.held, k)
+		}
+	}
+	if len(r.held) > 0 && time.Now().Before(r.heldUntil) {
+		r.log.Warn("etcdlb: etcd lost endpoints; serving them until they re-register",
+			"endpoints", len(r.held), "until", r.heldUntil.Format(time.RFC3339))
+		return
+	}
+	r.held = nil
+}
+
+// heldExpiry fires when the held endpoints are to be dropped; nil if none.
+func (r *etcdResolver) heldExpiry() <-chan time.Time {
+	if len(r.held) == 0 {
+		return nil
+	}
+	return time.After(time.Until(r.heldUntil))
 }
 
 // watch follows both prefixes from rev until the watch fails, ResolveNow
@@ -231,6 +274,7 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 	// for keys that never reach it. (etcd sends no progress to such a watch.)
 	check := time.NewTicker(r.opts.revisionCheckEvery)
 	defer check.Stop()
+	heldExpiry := r.heldExpiry()
 	for {
 		var (
 			wr  clientv3.WatchResponse
@@ -258,6 +302,11 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 			if r.wentBack(ctx) {
 				return true, progressed
 			}
+			continue
+		case <-heldExpiry:
+			r.log.Warn("etcdlb: endpoints lost with etcd's data did not re-register; dropping them", "endpoints", len(r.held))
+			r.held, heldExpiry = nil, nil
+			r.push()
 			continue
 		}
 		// Apply this response and every one already waiting, then push once.
@@ -314,6 +363,7 @@ func (r *etcdResolver) timeTravel(h *etcdserverpb.ResponseHeader) bool {
 	}
 	r.log.Warn("etcdlb: etcd went back in time (restored or lost its data); re-listing",
 		"revision", h.Revision, "known_revision", r.known, "raft_term", h.RaftTerm, "known_raft_term", r.term)
+	r.lostData = true
 	return true
 }
 
@@ -349,6 +399,7 @@ func (r *etcdResolver) apply(events []*clientv3.Event, ovr bool) {
 			}
 		default:
 			r.putEntry(ev.Kv, r.entries)
+			delete(r.held, key) // re-registered: served from etcd again
 		}
 	}
 }
@@ -443,7 +494,29 @@ func (r *etcdResolver) endpoints() (eps []resolver.Endpoint, rejected int) {
 		}
 		eps = append(eps, e.ep)
 	}
+	if len(r.held) > 0 {
+		eps = r.withHeld(eps)
+	}
 	return eps, rejected
+}
+
+// withHeld adds to eps, sorted by address, the held endpoints whose address
+// etcd does not have again under another key.
+func (r *etcdResolver) withHeld(eps []resolver.Endpoint) []resolver.Endpoint {
+	have := make(map[string]bool, len(eps))
+	for _, ep := range eps {
+		have[ep.Addresses[0].Addr] = true
+	}
+	for _, e := range r.held {
+		if !have[e.val.Addr] {
+			have[e.val.Addr] = true
+			eps = append(eps, e.ep)
+		}
+	}
+	slices.SortFunc(eps, func(a, b resolver.Endpoint) int {
+		return strings.Compare(a.Addresses[0].Addr, b.Addresses[0].Addr)
+	})
+	return eps
 }
 
 // push sends the state to cc unless cc already has it.
