@@ -167,6 +167,40 @@ func TestRoundRobinPicksInTurn(t *testing.T) {
 	}
 }
 
+// TestOneGoroutineKeepsOneCounter checks that a goroutine picking alone
+// never pays for the stripes.
+func TestOneGoroutineKeepsOneCounter(t *testing.T) {
+	p := NewRoundRobin(endpoints(1, 1, 1)).(*cyclePicker)
+	for range 20 * sampleEvery {
+		picked(t, p)
+	}
+	if p.seq.striped.Load() {
+		t.Error("one goroutine picking moved the sequence to its stripes")
+	}
+}
+
+// TestGoroutinesTakingTurnsMoveToStripes checks that a second goroutine
+// picking is seen, even when the two strictly alternate.
+func TestGoroutinesTakingTurnsMoveToStripes(t *testing.T) {
+	p := NewWeighted(endpoints(1, 2, 3)).(*cyclePicker)
+	turn, done := make(chan bool), make(chan bool)
+	go func() {
+		for range turn {
+			p.Pick(balancer.PickInfo{})
+			done <- true
+		}
+	}()
+	defer close(turn)
+	for range 2 * sampleEvery {
+		picked(t, p)
+		turn <- true
+		<-done
+	}
+	if !p.seq.striped.Load() {
+		t.Errorf("two goroutines took %d turns each on one counter", 2*sampleEvery)
+	}
+}
+
 // TestConcurrentPicksStayNearExact checks the bound the striped sequence
 // promises: with any number of goroutines, each endpoint's count is within
 // one cycle per stripe of its exact share.
@@ -187,7 +221,7 @@ func TestConcurrentPicksStayNearExact(t *testing.T) {
 	}
 	wg.Wait()
 	total := float64(goroutines * picks)
-	slack := float64(len(p.seq.stripes) * len(p.order))
+	slack := float64((len(p.seq.stripes) + 1) * len(p.order)) // the stripes and the first counter
 	for i, w := range weights {
 		var n int
 		for g := range goroutines {
@@ -280,8 +314,14 @@ func (p errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
 
 func TestPickAllocatesNothing(t *testing.T) {
 	eps := endpoints(1, 2, 3, 4, 5)
+	noDone := append([]Endpoint(nil), eps...)
+	for i := range noDone {
+		noDone[i].Done = nil
+	}
 	for name, p := range map[string]balancer.Picker{
 		"round_robin":         NewRoundRobin(eps),
+		"round_robin_no_done": NewRoundRobin(noDone),
+		"weighted_no_done":    NewWeighted(noDone),
 		"weighted":            NewWeighted(eps),
 		"least_inflight":      NewLeastInflight(eps, 2),
 		"least_inflight_scan": NewLeastInflight(eps[:2], 2),

@@ -9,7 +9,7 @@ import (
 // NewRoundRobin returns a picker that gives each endpoint the same share of
 // picks, in turn. Weights are ignored. eps must not be empty.
 func NewRoundRobin(eps []Endpoint) balancer.Picker {
-	return &cyclePicker{eps: isolate(eps), seq: newSequence(len(eps))}
+	return newCyclePicker(eps, nil, len(eps))
 }
 
 // NewWeighted returns a picker that gives each endpoint a share of picks in
@@ -24,34 +24,55 @@ func NewWeighted(eps []Endpoint) balancer.Picker {
 	if order == nil {
 		return NewRoundRobin(eps)
 	}
-	return &cyclePicker{eps: isolate(eps), order: isolate(order), seq: newSequence(len(order))}
+	return newCyclePicker(eps, isolate(order), len(order))
+}
+
+func newCyclePicker(eps []Endpoint, order []uint32, length int) *cyclePicker {
+	p := &cyclePicker{eps: eps, order: order}
+	p.seq.init(length)
+	p.pickers = make([]balancer.Picker, len(eps))
+	for i := range eps {
+		p.pickers[i] = eps[i].Picker
+		if eps[i].Done != nil {
+			p.dones = true
+		}
+	}
+	p.pickers = isolate(p.pickers)
+	return p
 }
 
 // cyclePicker walks a fixed cycle: the endpoints in turn, or a weighted
 // schedule of their indices.
 //
-// Every core reads its fields on every pick: it is padded to 128 bytes, a
+// Every core reads its fields on every pick: it is padded to 192 bytes, a
 // size class whose objects are cache-line aligned, so that no object that
 // some core writes shares its cache lines.
 type cyclePicker struct {
 	seq   sequence
-	eps   []Endpoint
 	order []uint32 // nil: position i is endpoint i
-	_     [128 - unsafe.Sizeof(sequence{}) - 2*unsafe.Sizeof([]byte(nil))]byte
+	// pickers are the endpoints' own pickers: a pick reads 16 bytes of a
+	// dense array, indexed with a shift, not a 56-byte Endpoint.
+	pickers []balancer.Picker
+	dones   bool // some endpoint has a Done
+	eps     []Endpoint
+	_       [192 - unsafe.Sizeof(sequence{}) - 3*unsafe.Sizeof([]byte(nil)) - 8]byte
 }
 
 func (p *cyclePicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
-	i := p.seq.next()
+	n := p.seq.count()
+	if sampled(n) {
+		p.seq.sample()
+	}
+	i := p.seq.position(n)
 	if p.order != nil {
 		i = p.order[i]
 	}
-	e := &p.eps[i]
-	if e.Done == nil {
+	if !p.dones {
 		// Round robin and weighted endpoints carry no Done: one call, to
 		// the child's picker, as grpc-go's round_robin makes.
-		return e.Picker.Pick(info)
+		return p.pickers[i].Pick(info)
 	}
-	return pickEndpoint(e, info)
+	return pickEndpoint(&p.eps[i], info)
 }
 
 // isolate returns s, or when it is small a copy of it in cache lines of its
