@@ -229,6 +229,10 @@ func (b *lb) rebuildLocked() {
 				Zone:     c.attrs.Zone,
 				Counters: c.counters,
 				Done:     c.done,
+				// pick_first's READY picker returns its one SubConn
+				// on every pick; any change makes a new picker, and
+				// this one is rebuilt.
+				Fixed: true,
 			})
 		case connectivity.TransientFailure:
 			failing = append(failing, c)

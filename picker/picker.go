@@ -29,6 +29,13 @@ type Endpoint struct {
 	// Done, when set, is attached to every pick of this endpoint. It is made
 	// once per endpoint, so that a pick does not allocate a closure.
 	Done func(balancer.DoneInfo)
+	// Fixed says that Picker returns the same result, whatever the
+	// PickInfo, until it is replaced, as pick_first's picker does while
+	// READY. When every endpoint is Fixed, a picker asks each once, when it
+	// is built, and its picks read the results from a dense array instead of
+	// calling each child: at 10,000 endpoints, reaching the child's picker
+	// is a cache miss that costs a least-inflight pick 10 ns.
+	Fixed bool
 }
 
 // Counters are one endpoint's counts of picks and outstanding RPCs, side by
@@ -57,6 +64,24 @@ func (c *Counters) Done(balancer.DoneInfo) { c.inflight.Add(-1) }
 func (c *Counters) start() {
 	c.inflight.Add(1)
 	c.picks.Add(1)
+}
+
+// fixedResults returns the endpoints' pick results, each asked once and
+// with its Done attached; nil unless every endpoint is Fixed and picks
+// without error.
+func fixedResults(eps []Endpoint) []balancer.PickResult {
+	rs := make([]balancer.PickResult, len(eps))
+	for i := range eps {
+		if !eps[i].Fixed {
+			return nil
+		}
+		r, err := pickEndpoint(&eps[i], balancer.PickInfo{})
+		if err != nil {
+			return nil
+		}
+		rs[i] = r
+	}
+	return rs
 }
 
 // pickEndpoint asks e's own picker and attaches e's Done.
