@@ -27,10 +27,9 @@ type child struct {
 	// not allocate; nil when the policy keeps no per-RPC state.
 	done func(balancer.DoneInfo)
 
-	// Accessed atomically, on the pick path; on a cache line of their own,
-	// from the parent's counterSlab. They outlive pickers, so an RPC that
-	// ends after a rebuild decrements the counter it incremented, and picks
-	// add up across pickers.
+	// Accessed atomically, on the pick path; from the parent's counterSlab.
+	// They outlive pickers, so an RPC that ends after a rebuild decrements
+	// the counter it incremented, and picks add up across pickers.
 	counters *picker.Counters
 
 	// Guarded by parent.mu.

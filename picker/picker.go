@@ -40,8 +40,10 @@ type Endpoint struct {
 
 // Counters are one endpoint's counts of picks and outstanding RPCs, side by
 // side so that a least-inflight pick writes one cache line. Their owner
-// should keep the Counters of different endpoints on separate cache lines,
-// so that cores picking different endpoints do not slow each other down.
+// should keep the Counters of different endpoints close together, in one
+// array: a least-inflight pick reads two endpoints' Counters at random, and
+// over many endpoints Counters spread around the heap cost a cache miss
+// each.
 type Counters struct {
 	inflight atomic.Int64
 	picks    atomic.Uint64
