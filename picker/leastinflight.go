@@ -29,19 +29,22 @@ func NewLeastInflight(eps []Endpoint, choiceCount int) balancer.Picker {
 			loads[i].result = results[i]
 		}
 	}
-	return &leastInflight{
+	p := &leastInflight{
 		loads:   isolate(loads),
-		eps:     isolate(eps),
 		fixed:   results != nil,
 		choices: min(max(choiceCount, MinChoiceCount), MaxChoiceCount),
 	}
+	if !p.fixed {
+		p.eps = isolate(eps)
+	}
+	return p
 }
 
 // leastInflight is padded to 128 bytes, as cyclePicker is: every core reads
 // it on every pick.
 type leastInflight struct {
-	// loads are what a pick reads of an endpoint, on one cache line each
-	// (eps[i] is read only for an endpoint picked when not fixed).
+	// loads are what a pick reads of an endpoint, on one cache line each.
+	// eps is kept only when not fixed, to call the picked endpoint's picker.
 	loads   []load
 	eps     []Endpoint
 	fixed   bool // every endpoint is Fixed: loads hold their results
