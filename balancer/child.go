@@ -27,11 +27,10 @@ type child struct {
 	// not allocate; nil when the policy keeps no per-RPC state.
 	done func(balancer.DoneInfo)
 
-	// Accessed atomically, on the pick path; on a cache line of their own.
+	// Accessed atomically, on the pick path; from the parent's counterSlab.
 	// They outlive pickers, so an RPC that ends after a rebuild decrements
 	// the counter it incremented, and picks add up across pickers.
-	counters picker.Counters
-	_        [48]byte
+	counters *picker.Counters
 
 	// Guarded by parent.mu.
 	attrs   endpoint.Attrs
@@ -54,6 +53,7 @@ func (b *lb) newChild(ep resolver.Endpoint) *child {
 		ClientConn: b.cc,
 		parent:     b,
 		addr:       strings.Join(addrs, ","),
+		counters:   b.counters.next(),
 		state:      balancer.State{ConnectivityState: connectivity.Connecting},
 	}
 	if b.policy.leastInflight {

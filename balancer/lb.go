@@ -32,6 +32,10 @@ type lb struct {
 	opts   balancer.BuildOptions
 	policy *policy
 
+	// Used only by UpdateClientConnState (through newChild), which grpc-go
+	// never calls concurrently.
+	counters counterSlab
+
 	// Guarded by mu.
 	mu          sync.Mutex
 	cfg         *Config
@@ -223,8 +227,12 @@ func (b *lb) rebuildLocked() {
 				Picker:   c.state.Picker,
 				Weight:   c.attrs.Weight,
 				Zone:     c.attrs.Zone,
-				Counters: &c.counters,
+				Counters: c.counters,
 				Done:     c.done,
+				// pick_first's READY picker returns its one SubConn
+				// on every pick; any change makes a new picker, and
+				// this one is rebuilt.
+				Fixed: true,
 			})
 		case connectivity.TransientFailure:
 			failing = append(failing, c)
@@ -308,7 +316,7 @@ func (s *endpointSource) Endpoints(report func(metrics.EndpointState)) {
 	picker.Picks(b.current, func(e *picker.Endpoint, n uint64) { current[e.Counters] += n })
 	for _, c := range b.order {
 		e := metrics.EndpointState{Addr: c.addr, Zone: c.attrs.Zone, Weight: c.attrs.Weight,
-			Picks: c.counters.Picks() + current[&c.counters], Spilled: b.spilled}
+			Picks: c.counters.Picks() + current[c.counters], Spilled: b.spilled}
 		switch c.state.ConnectivityState {
 		case connectivity.Ready:
 			e.State = "ready"

@@ -21,25 +21,54 @@ const (
 // empty.
 // choiceCount is clamped to [MinChoiceCount, MaxChoiceCount].
 func NewLeastInflight(eps []Endpoint, choiceCount int) balancer.Picker {
-	return &leastInflight{eps: isolate(eps), choices: min(max(choiceCount, MinChoiceCount), MaxChoiceCount)}
+	results := fixedResults(eps)
+	loads := make([]load, len(eps))
+	for i := range eps {
+		loads[i] = load{counters: eps[i].Counters, weight: eps[i].Weight}
+		if results != nil {
+			loads[i].result = results[i]
+		}
+	}
+	p := &leastInflight{
+		loads:   isolate(loads),
+		fixed:   results != nil,
+		choices: min(max(choiceCount, MinChoiceCount), MaxChoiceCount),
+	}
+	if !p.fixed {
+		p.eps = isolate(eps)
+	}
+	return p
 }
 
 // leastInflight is padded to 128 bytes, as cyclePicker is: every core reads
 // it on every pick.
 type leastInflight struct {
+	// loads are what a pick reads of an endpoint, on one cache line each.
+	// eps is kept only when not fixed, to call the picked endpoint's picker.
+	loads   []load
 	eps     []Endpoint
+	fixed   bool // every endpoint is Fixed: loads hold their results
 	choices int
-	_       [128 - 32]byte
+	_       [128 - 64]byte
+}
+
+// load is one cache line: a sampled endpoint costs it and its counters'.
+type load struct {
+	counters *Counters
+	weight   uint32
+	result   balancer.PickResult // when fixed
+	_        [64 - 48]byte
 }
 
 func (p *leastInflight) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
-	var best *Endpoint
-	if n := len(p.eps); n <= p.choices {
+	var best int
+	if n := len(p.loads); n <= p.choices {
 		// Few endpoints: compare them all, from a random start so that ties
 		// do not always go to the first.
 		start := rand.IntN(n)
-		for k := range n {
-			best = p.better(best, &p.eps[(start+k)%n])
+		best = start
+		for k := 1; k < n; k++ {
+			best = p.better(best, (start+k)%n)
 		}
 	} else {
 		for k := 0; k < p.choices; k += 2 {
@@ -47,7 +76,11 @@ func (p *leastInflight) Pick(info balancer.PickInfo) (balancer.PickResult, error
 			// the busiest endpoint never wins a pair.
 			r := rand.Uint64()
 			i := scale(uint32(r), n)
-			best = p.better(best, &p.eps[i])
+			if k == 0 {
+				best = i
+			} else {
+				best = p.better(best, i)
+			}
 			if k+1 < p.choices {
 				// j skips i without a branch: at small N, j >= i is a
 				// coin toss that the CPU mispredicts half the time
@@ -55,24 +88,27 @@ func (p *leastInflight) Pick(info balancer.PickInfo) (balancer.PickResult, error
 				// negative exactly when j >= i.
 				j := scale(uint32(r>>32), n-1)
 				j += int(uint64(i-j-1) >> 63)
-				best = p.better(best, &p.eps[j])
+				best = p.better(best, j)
 			}
 		}
 	}
-	r, err := pickEndpoint(best, info)
+	if l := &p.loads[best]; p.fixed {
+		l.counters.start()
+		return l.result, nil
+	}
+	e := &p.eps[best]
+	r, err := pickEndpoint(e, info)
 	if err == nil {
-		best.Counters.start()
+		e.Counters.start()
 	}
 	return r, err
 }
 
-// better returns whichever of a and b has fewer RPCs in flight per unit of
-// weight; a may be nil. inflight/weight is compared by cross-multiplying.
-func (p *leastInflight) better(a, b *Endpoint) *Endpoint {
-	if a == nil {
-		return b
-	}
-	if b.Counters.Inflight()*int64(a.Weight) < a.Counters.Inflight()*int64(b.Weight) {
+// better returns whichever of endpoints a and b has fewer RPCs in flight
+// per unit of weight. inflight/weight is compared by cross-multiplying.
+func (p *leastInflight) better(a, b int) int {
+	la, lb := &p.loads[a], &p.loads[b]
+	if lb.counters.Inflight()*int64(la.weight) < la.counters.Inflight()*int64(lb.weight) {
 		return b
 	}
 	return a

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/balancer"
@@ -25,12 +26,12 @@ type fakeSubConn struct {
 }
 
 // endpoints returns one Endpoint per weight, each with its own SubConn and
-// in-flight counter.
+// in-flight counter, Fixed.
 func endpoints(weights ...uint32) []Endpoint {
 	eps := make([]Endpoint, len(weights))
 	for i, w := range weights {
 		c := new(Counters)
-		eps[i] = Endpoint{Picker: fixedPicker{&fakeSubConn{id: i}}, Weight: w, Counters: c, Done: c.Done}
+		eps[i] = Endpoint{Picker: fixedPicker{&fakeSubConn{id: i}}, Weight: w, Counters: c, Done: c.Done, Fixed: true}
 	}
 	return eps
 }
@@ -167,6 +168,40 @@ func TestRoundRobinPicksInTurn(t *testing.T) {
 	}
 }
 
+// TestOneGoroutineKeepsOneCounter checks that a goroutine picking alone
+// never pays for the stripes.
+func TestOneGoroutineKeepsOneCounter(t *testing.T) {
+	p := NewRoundRobin(endpoints(1, 1, 1)).(*cyclePicker)
+	for range 20 * sampleEvery {
+		picked(t, p)
+	}
+	if p.seq.striped.Load() {
+		t.Error("one goroutine picking moved the sequence to its stripes")
+	}
+}
+
+// TestGoroutinesTakingTurnsMoveToStripes checks that a second goroutine
+// picking is seen, even when the two strictly alternate.
+func TestGoroutinesTakingTurnsMoveToStripes(t *testing.T) {
+	p := NewWeighted(endpoints(1, 2, 3)).(*cyclePicker)
+	turn, done := make(chan bool), make(chan bool)
+	go func() {
+		for range turn {
+			p.Pick(balancer.PickInfo{})
+			done <- true
+		}
+	}()
+	defer close(turn)
+	for range 2 * sampleEvery {
+		picked(t, p)
+		turn <- true
+		<-done
+	}
+	if !p.seq.striped.Load() {
+		t.Errorf("two goroutines took %d turns each on one counter", 2*sampleEvery)
+	}
+}
+
 // TestConcurrentPicksStayNearExact checks the bound the striped sequence
 // promises: with any number of goroutines, each endpoint's count is within
 // one cycle per stripe of its exact share.
@@ -187,7 +222,7 @@ func TestConcurrentPicksStayNearExact(t *testing.T) {
 	}
 	wg.Wait()
 	total := float64(goroutines * picks)
-	slack := float64(len(p.seq.stripes) * len(p.order))
+	slack := float64((len(p.seq.stripes) + 1) * len(p.order)) // the stripes and the first counter
 	for i, w := range weights {
 		var n int
 		for g := range goroutines {
@@ -278,13 +313,74 @@ func (p errPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
 	return balancer.PickResult{}, p.err
 }
 
+// countingPicker counts its picks.
+type countingPicker struct {
+	fixedPicker
+	picks *atomic.Int64
+}
+
+func (p countingPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
+	p.picks.Add(1)
+	return p.fixedPicker.Pick(info)
+}
+
+// TestFixedChildIsAskedOnce checks that a Fixed endpoint's picker is asked
+// once, when the picker is built, and that its result and the endpoint's
+// Done are what every pick returns; and that one not Fixed is asked on
+// every pick.
+func TestFixedChildIsAskedOnce(t *testing.T) {
+	for _, fixed := range []bool{true, false} {
+		for name, build := range map[string]func([]Endpoint) balancer.Picker{
+			"round_robin":    NewRoundRobin,
+			"weighted":       NewWeighted,
+			"least_inflight": func(eps []Endpoint) balancer.Picker { return NewLeastInflight(eps, 2) },
+		} {
+			eps := endpoints(1, 2, 3)
+			var calls atomic.Int64
+			for i := range eps {
+				eps[i].Picker = countingPicker{eps[i].Picker.(fixedPicker), &calls}
+				eps[i].Fixed = fixed
+			}
+			p := build(eps)
+			built := calls.Load()
+			const picks = 30
+			for range picks {
+				i, r := picked(t, p)
+				if r.Done == nil {
+					t.Fatalf("%s, fixed %v: pick of endpoint %d has no Done", name, fixed, i)
+				}
+				// The endpoint's own Done runs: it is the counter's.
+				before := eps[i].Counters.Inflight()
+				r.Done(balancer.DoneInfo{})
+				if n := eps[i].Counters.Inflight(); n != before-1 {
+					t.Fatalf("%s, fixed %v: Done took endpoint %d from %d to %d in flight", name, fixed, i, before, n)
+				}
+			}
+			want := int64(picks)
+			if fixed {
+				want = 0
+			}
+			if got := calls.Load() - built; got != want {
+				t.Errorf("%s, fixed %v: %d calls to the children's pickers in %d picks, want %d", name, fixed, got, picks, want)
+			}
+		}
+	}
+}
+
 func TestPickAllocatesNothing(t *testing.T) {
 	eps := endpoints(1, 2, 3, 4, 5)
+	notFixed := append([]Endpoint(nil), eps...)
+	for i := range notFixed {
+		notFixed[i].Fixed = false
+	}
 	for name, p := range map[string]balancer.Picker{
-		"round_robin":         NewRoundRobin(eps),
-		"weighted":            NewWeighted(eps),
-		"least_inflight":      NewLeastInflight(eps, 2),
-		"least_inflight_scan": NewLeastInflight(eps[:2], 2),
+		"round_robin":              NewRoundRobin(eps),
+		"round_robin_not_fixed":    NewRoundRobin(notFixed),
+		"weighted":                 NewWeighted(eps),
+		"weighted_not_fixed":       NewWeighted(notFixed),
+		"least_inflight":           NewLeastInflight(eps, 2),
+		"least_inflight_not_fixed": NewLeastInflight(notFixed, 2),
+		"least_inflight_scan":      NewLeastInflight(eps[:2], 2),
 	} {
 		allocs := testing.AllocsPerRun(1000, func() {
 			r, _ := p.Pick(balancer.PickInfo{})

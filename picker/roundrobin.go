@@ -9,7 +9,7 @@ import (
 // NewRoundRobin returns a picker that gives each endpoint the same share of
 // picks, in turn. Weights are ignored. eps must not be empty.
 func NewRoundRobin(eps []Endpoint) balancer.Picker {
-	return &cyclePicker{eps: isolate(eps), seq: newSequence(len(eps))}
+	return newCyclePicker(eps, nil, len(eps))
 }
 
 // NewWeighted returns a picker that gives each endpoint a share of picks in
@@ -24,34 +24,44 @@ func NewWeighted(eps []Endpoint) balancer.Picker {
 	if order == nil {
 		return NewRoundRobin(eps)
 	}
-	return &cyclePicker{eps: isolate(eps), order: isolate(order), seq: newSequence(len(order))}
+	return newCyclePicker(eps, isolate(order), len(order))
+}
+
+func newCyclePicker(eps []Endpoint, order []uint32, length int) *cyclePicker {
+	p := &cyclePicker{eps: isolate(eps), order: order, results: isolate(fixedResults(eps))}
+	p.seq.init(length)
+	return p
 }
 
 // cyclePicker walks a fixed cycle: the endpoints in turn, or a weighted
 // schedule of their indices.
 //
-// Every core reads its fields on every pick: it is padded to 128 bytes, a
+// Every core reads its fields on every pick: it is padded to 192 bytes, a
 // size class whose objects are cache-line aligned, so that no object that
 // some core writes shares its cache lines.
 type cyclePicker struct {
 	seq   sequence
-	eps   []Endpoint
 	order []uint32 // nil: position i is endpoint i
-	_     [128 - unsafe.Sizeof(sequence{}) - 2*unsafe.Sizeof([]byte(nil))]byte
+	// results are the endpoints' pick results when all are Fixed: a pick
+	// then reads 32 bytes of a dense array and calls nothing.
+	results []balancer.PickResult
+	eps     []Endpoint
+	_       [192 - unsafe.Sizeof(sequence{}) - 3*unsafe.Sizeof([]byte(nil))]byte
 }
 
 func (p *cyclePicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
-	i := p.seq.next()
+	n := p.seq.count()
+	if sampled(n) {
+		p.seq.sample()
+	}
+	i := p.seq.position(n)
 	if p.order != nil {
 		i = p.order[i]
 	}
-	e := &p.eps[i]
-	if e.Done == nil {
-		// Round robin and weighted endpoints carry no Done: one call, to
-		// the child's picker, as grpc-go's round_robin makes.
-		return e.Picker.Pick(info)
+	if p.results != nil {
+		return p.results[i], nil
 	}
-	return pickEndpoint(e, info)
+	return pickEndpoint(&p.eps[i], info)
 }
 
 // isolate returns s, or when it is small a copy of it in cache lines of its
@@ -60,6 +70,9 @@ func (p *cyclePicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) 
 // aligned anyway). Every core reads these arrays on every pick, and a
 // neighbouring object that some core writes would slow them all down.
 func isolate[T any](s []T) []T {
+	if s == nil {
+		return nil
+	}
 	var zero T
 	size := int(unsafe.Sizeof(zero))
 	if len(s)*size >= 32<<10 {
