@@ -33,7 +33,7 @@ func WriteSVG(w io.Writer, rs Results, sc *Scenario) {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="11">`+"\n", width, height)
 	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", width, height)
 	fmt.Fprintf(&b, `<text x="10" y="18" font-size="14" font-weight="bold">%s: %s</text>`+"\n", sc.ID, html.EscapeString(sc.Title))
-	latencyBars(&b, runs, 60, 40, width-80, top-80)
+	latencyBars(&b, runs, 60, 56, width-80, top-96)
 	for i, r := range runs {
 		x := 40 + (i%cols)*(cellW+10)
 		y := top + 40 + (i/cols)*(cellH+40)
