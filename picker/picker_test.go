@@ -171,7 +171,7 @@ func TestRoundRobinPicksInTurn(t *testing.T) {
 // TestOneGoroutineKeepsOneCounter checks that a goroutine picking alone
 // never pays for the stripes.
 func TestOneGoroutineKeepsOneCounter(t *testing.T) {
-	p := NewRoundRobin(endpoints(1, 1, 1)).(*cyclePicker)
+	p := NewRoundRobin(endpoints(1, 1, 1)).(*fixedRoundRobin)
 	for range 20 * sampleEvery {
 		picked(t, p)
 	}

@@ -9,6 +9,11 @@ import (
 // NewRoundRobin returns a picker that gives each endpoint the same share of
 // picks, in turn. Weights are ignored. eps must not be empty.
 func NewRoundRobin(eps []Endpoint) balancer.Picker {
+	if results := fixedResults(eps); results != nil {
+		p := &fixedRoundRobin{}
+		p.init(eps, nil, results, len(eps))
+		return p
+	}
 	return newCyclePicker(eps, nil, len(eps))
 }
 
@@ -28,9 +33,14 @@ func NewWeighted(eps []Endpoint) balancer.Picker {
 }
 
 func newCyclePicker(eps []Endpoint, order []uint32, length int) *cyclePicker {
-	p := &cyclePicker{eps: isolate(eps), order: order, results: isolate(fixedResults(eps))}
-	p.seq.init(length)
+	p := &cyclePicker{}
+	p.init(eps, order, fixedResults(eps), length)
 	return p
+}
+
+func (p *cyclePicker) init(eps []Endpoint, order []uint32, results []balancer.PickResult, length int) {
+	p.eps, p.order, p.results = isolate(eps), order, isolate(results)
+	p.seq.init(length)
 }
 
 // cyclePicker walks a fixed cycle: the endpoints in turn, or a weighted
@@ -64,6 +74,18 @@ func (p *cyclePicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) 
 	return pickEndpoint(&p.eps[i], info)
 }
 
+// fixedRoundRobin is a round robin over Fixed endpoints, the common case
+// (pick_first children): its pick has no branch but the sampling one.
+type fixedRoundRobin struct{ cyclePicker }
+
+func (p *fixedRoundRobin) Pick(balancer.PickInfo) (balancer.PickResult, error) {
+	n := p.seq.count()
+	if sampled(n) {
+		p.seq.sample()
+	}
+	return p.results[p.seq.position(n)], nil
+}
+
 // isolate returns s, or when it is small a copy of it in cache lines of its
 // own: at least 128 bytes and a multiple of 64, which Go's allocator serves
 // from line-aligned size classes (from 32 KiB up, allocations are page
@@ -89,8 +111,13 @@ func isolate[T any](s []T) []T {
 // the counts are worked out from their sequence. Other pickers report
 // nothing: least-inflight counts in Endpoint.Counters.
 func Picks(p balancer.Picker, add func(e *Endpoint, n uint64)) {
-	cp, ok := p.(*cyclePicker)
-	if !ok {
+	var cp *cyclePicker
+	switch p := p.(type) {
+	case *cyclePicker:
+		cp = p
+	case *fixedRoundRobin:
+		cp = &p.cyclePicker
+	default:
 		return
 	}
 	cp.seq.visits(func(pos uint32, n uint64) {
