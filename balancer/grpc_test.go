@@ -17,6 +17,7 @@ import (
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
 	"github.com/etcdlb/etcdlb/resolver/static"
 )
@@ -187,11 +188,7 @@ func TestZoneFailoverOverRealConnections(t *testing.T) {
 // waitFor polls cond until it holds, for at most waitTimeout.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !poll.Until(waitTimeout, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }

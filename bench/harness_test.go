@@ -24,6 +24,7 @@ import (
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/fakecc"
+	"github.com/etcdlb/etcdlb/internal/heap"
 	"github.com/etcdlb/etcdlb/metrics"
 )
 
@@ -468,15 +469,6 @@ func newSetup(pc policyCase, n int, timeout time.Duration) (*setup, error) {
 
 func (s *setup) close() { s.h.close() }
 
-// heapInUse is the live heap after a full collection.
-func heapInUse() uint64 {
-	var ms runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
-}
-
 // fakeSubConnBytes is the heap that the harness and fakecc hold for each
 // SubConn (the fake SubConn, its wrapper, the wrapped listeners), which a
 // real ClientConn would hold instead; it is subtracted from the policies'
@@ -485,7 +477,7 @@ func fakeSubConnBytes(n int) float64 {
 	h := newHarness(policies[0], n)
 	defer h.close()
 	scs := make([]balancer.SubConn, n)
-	before := heapInUse()
+	before := heap.Live()
 	for i := range n {
 		sc, err := h.NewSubConn([]resolver.Address{{Addr: addrOf(i)}}, balancer.NewSubConnOptions{StateListener: func(balancer.SubConnState) {}})
 		if err != nil {
@@ -493,7 +485,7 @@ func fakeSubConnBytes(n int) float64 {
 		}
 		scs[i] = sc
 	}
-	after := heapInUse()
+	after := heap.Live()
 	runtime.KeepAlive(scs)
 	return float64(after-before) / float64(n)
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/etcdlb/etcdlb/internal/heap"
 )
 
 var (
@@ -143,7 +145,7 @@ func BenchmarkReady(b *testing.B) {
 func measureReady(pc policyCase, n int, timeout time.Duration) (time.Duration, float64, error) {
 	h := newHarness(pc, n)
 	defer h.close()
-	before := heapInUse()
+	before := heap.Live()
 	cfg, err := h.build()
 	if err != nil {
 		return 0, 0, err
@@ -162,7 +164,7 @@ func measureReady(pc policyCase, n int, timeout time.Duration) (time.Duration, f
 	// The heap is measured with the policy closed to updates, so that
 	// SubConn updates still queued (after a timeout) do not change it.
 	h.mu.Lock()
-	after := heapInUse()
+	after := heap.Live()
 	h.mu.Unlock()
 	runtime.KeepAlive(h)
 	return elapsed, float64(after-before) / float64(n), err

@@ -21,6 +21,7 @@ import (
 	_ "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
+	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
 	"github.com/etcdlb/etcdlb/metrics"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
@@ -32,12 +33,8 @@ const waitTimeout = 15 * time.Second
 // waitFor polls cond, bounded: metrics change without an event to wait on.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Until(waitTimeout, cond) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
+	"github.com/etcdlb/etcdlb/internal/heap"
 )
 
 // Leak tolerances of TestChurn, after the churn is over and everything it
@@ -46,7 +47,7 @@ func TestChurn(t *testing.T) {
 	for _, l := range warm {
 		l.stop()
 	}
-	g0, c0, h0 := settleGoroutines(-1), establishedConns(t), heapAfterGC()
+	g0, c0, h0 := settleGoroutines(-1), establishedConns(t), heap.Live()
 
 	ls := startLoads(t, cs, 3)
 	rng := rand.New(rand.NewPCG(7, 7))
@@ -82,7 +83,7 @@ func TestChurn(t *testing.T) {
 
 	g1 := settleGoroutines(g0 + goroutineSlack)
 	c1 := establishedConns(t)
-	h1 := heapAfterGC()
+	h1 := heap.Live()
 	extra := fmt.Sprintf("duration=%v joins=%d leaves=%d weight_changes=%d goroutines=%d->%d conns=%d->%d heap=%.1fMiB->%.1fMiB",
 		d, joins, leaves, weights, g0, g1, c0, c1, mib(h0), mib(h1))
 	for _, l := range ls {

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
+	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
@@ -109,12 +110,9 @@ func TestCrash(t *testing.T) {
 	ls := startLoads(t, cs, 3)
 	// Every client has sent calls to the victim.
 	for _, c := range cs {
-		deadline := time.Now().Add(waitTimeout)
-		for _, sent := c.track.counts(victim); sent < 20; _, sent = c.track.counts(victim) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s sent %d calls to %s", c.policy, sent, victim)
-			}
-			time.Sleep(5 * time.Millisecond)
+		sent := func() int64 { _, n := c.track.counts(victim); return n }
+		if !poll.Until(waitTimeout, func() bool { return sent() >= 20 }) {
+			t.Fatalf("%s sent %d calls to %s", c.policy, sent(), victim)
 		}
 	}
 

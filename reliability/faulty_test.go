@@ -11,6 +11,7 @@ import (
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
+	"github.com/etcdlb/etcdlb/internal/poll"
 )
 
 // retryConfig is a service config with policy and a retry policy for
@@ -116,12 +117,8 @@ func TestHangingBackend(t *testing.T) {
 	}
 	// Warm up until least-inflight has calls stuck on the hanging backend,
 	// then measure over its next 3000 calls.
-	deadline := time.Now().Add(waitTimeout)
-	for inflight, _ := li.c.track.counts(hung.Addr); inflight < 1; inflight, _ = li.c.track.counts(hung.Addr) {
-		if time.Now().After(deadline) {
-			t.Fatal("least-inflight sent no call to the hanging backend")
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !poll.Until(waitTimeout, func() bool { inflight, _ := li.c.track.counts(hung.Addr); return inflight >= 1 }) {
+		t.Fatal("least-inflight sent no call to the hanging backend")
 	}
 	type snap struct{ calls, failed, toHung int64 }
 	before := make([]snap, len(ls))

@@ -24,6 +24,7 @@ import (
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
+	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
@@ -446,12 +447,8 @@ func (l *load) stop() {
 func (l *load) waitMore(t testing.TB, n int64) {
 	t.Helper()
 	target := l.calls.Load() + n
-	deadline := time.Now().Add(waitTimeout)
-	for l.calls.Load() < target {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: load made %d calls, want %d, within %v", l.c.policy, l.calls.Load(), target, waitTimeout)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !poll.Until(waitTimeout, func() bool { return l.calls.Load() >= target }) {
+		t.Fatalf("%s: load made %d calls, want %d, within %v", l.c.policy, l.calls.Load(), target, waitTimeout)
 	}
 }
 
@@ -502,22 +499,9 @@ func waitAllMore(t testing.TB, ls []*load, n int64) {
 func waitCalled(t testing.TB, b *testserver.Server, n int64) {
 	t.Helper()
 	target := b.Calls() + n
-	deadline := time.Now().Add(waitTimeout)
-	for b.Calls() < target {
-		if time.Now().After(deadline) {
-			t.Fatalf("backend %s served %d calls, want %d, within %v", b.Addr, b.Calls(), target, waitTimeout)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !poll.Until(waitTimeout, func() bool { return b.Calls() >= target }) {
+		t.Fatalf("backend %s served %d calls, want %d, within %v", b.Addr, b.Calls(), target, waitTimeout)
 	}
-}
-
-// heapAfterGC is the live heap after a full collection.
-func heapAfterGC() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
 }
 
 // settleGoroutines waits, bounded, until at most max goroutines run (with

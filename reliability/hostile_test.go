@@ -12,6 +12,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
+	"github.com/etcdlb/etcdlb/internal/heap"
 	"github.com/etcdlb/etcdlb/metrics"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
@@ -65,7 +66,7 @@ func TestHostileRegistryData(t *testing.T) {
 		putAll(t, e, []clientv3.Op{clientv3.OpPut(fmt.Sprintf("%shuge-%d", prefix, i), huge)})
 	}
 	bad := hostileKeys + named + hugeValues
-	h0 := heapAfterGC()
+	h0 := heap.Live()
 
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
@@ -95,7 +96,7 @@ func TestHostileRegistryData(t *testing.T) {
 	late := e.startBackend(t, service, 1, 5*time.Second)
 	waitAddrs(t, cs, append(addrs, late.Addr)...)
 	waitAllMore(t, ls, 300)
-	h1 := heapAfterGC()
+	h1 := heap.Live()
 	for _, l := range ls {
 		l.stop()
 	}

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/internal/heap"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -121,23 +122,15 @@ func BenchmarkResolverMemory10k(b *testing.B) {
 			bld := rv.build(e.cli)
 			var total float64
 			for b.Loop() {
-				before := heapInUse()
+				before := heap.Live()
 				r, cc := resolveAll(b, bld, target, n)
-				total += float64(heapInUse() - before)
+				total += float64(heap.Live() - before)
 				runtime.KeepAlive(cc)
 				r.Close()
 			}
 			b.ReportMetric(total/float64(b.N)/n, "B/endpoint")
 		})
 	}
-}
-
-func heapInUse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return ms.HeapAlloc
 }
 
 // BenchmarkPutToUpdate: the latency from an etcd Put of a new weight to the

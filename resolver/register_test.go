@@ -11,6 +11,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/etcdlb/etcdlb/internal/poll"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -215,12 +216,8 @@ func waitOverride(t testing.TB, e *env, service, id string, want uint32) {
 // waitFor polls cond, bounded by waitTimeout, for state that sends no event.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s; goroutines of etcdlb:\n%s", what, etcdlbStacks())
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Until(waitTimeout, cond) {
+		t.Fatalf("timed out waiting for %s; goroutines of etcdlb:\n%s", what, etcdlbStacks())
 	}
 }
 

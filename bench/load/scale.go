@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"runtime"
 	"time"
 
 	"google.golang.org/grpc"
@@ -15,6 +14,7 @@ import (
 	grpcresolver "google.golang.org/grpc/resolver"
 
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/internal/heap"
 	"github.com/etcdlb/etcdlb/resolver/static"
 )
 
@@ -51,14 +51,6 @@ func ScaleBackends(n int) ([]*Backend, error) {
 	return bs, nil
 }
 
-func liveHeap() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
-}
-
 // Scale dials one client with policy over bs and makes calls from 32
 // workers until every backend has served one, for at most timeout.
 func Scale(ctx context.Context, p Policy, bs []*Backend, timeout time.Duration) ScaleResult {
@@ -69,7 +61,7 @@ func Scale(ctx context.Context, p Policy, bs []*Backend, timeout time.Duration) 
 		before[i] = b.Calls()
 		eps[i] = endpoint.New(b.Addr, endpoint.Attrs{Weight: 1})
 	}
-	heap0 := liveHeap()
+	heap0 := heap.Live()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
@@ -126,7 +118,7 @@ func Scale(ctx context.Context, p Policy, bs []*Backend, timeout time.Duration) 
 		}
 		res.MaxCalls = max(res.MaxCalls, c)
 	}
-	if h := liveHeap(); h > heap0 {
+	if h := heap.Live(); h > heap0 {
 		res.HeapBytes = h - heap0
 	}
 	return res
