@@ -304,9 +304,12 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 			}
 			continue
 		case <-heldExpiry:
-			r.log.Warn("etcdlb: endpoints lost with etcd's data did not re-register; dropping them", "endpoints", len(r.held))
-			r.held, heldExpiry = nil, nil
-			r.push()
+			heldExpiry = nil
+			if len(r.held) > 0 { // else every one re-registered
+				r.log.Warn("etcdlb: endpoints lost with etcd's data did not re-register; dropping them", "endpoints", len(r.held))
+				r.held = nil
+				r.push()
+			}
 			continue
 		}
 		// Apply this response and every one already waiting, then push once.
