@@ -36,22 +36,28 @@ type policy struct {
 	name string
 	// leastInflight policies count in-flight RPCs and take choiceCount.
 	leastInflight bool
-	newPicker     func(eps []picker.Endpoint, cfg *Config) balancer.Picker
+	// newPicker builds a picker over eps; round robin and weighted count
+	// their picks as c says.
+	newPicker func(eps []picker.Endpoint, cfg *Config, c picker.Counting) balancer.Picker
 }
 
 var policies = []*policy{
 	{
-		name:      RoundRobinName,
-		newPicker: func(eps []picker.Endpoint, _ *Config) balancer.Picker { return picker.NewRoundRobin(eps) },
+		name: RoundRobinName,
+		newPicker: func(eps []picker.Endpoint, _ *Config, c picker.Counting) balancer.Picker {
+			return picker.NewRoundRobin(eps, c)
+		},
 	},
 	{
-		name:      WeightedName,
-		newPicker: func(eps []picker.Endpoint, _ *Config) balancer.Picker { return picker.NewWeighted(eps) },
+		name: WeightedName,
+		newPicker: func(eps []picker.Endpoint, _ *Config, c picker.Counting) balancer.Picker {
+			return picker.NewWeighted(eps, c)
+		},
 	},
 	{
 		name:          LeastInflightName,
 		leastInflight: true,
-		newPicker: func(eps []picker.Endpoint, cfg *Config) balancer.Picker {
+		newPicker: func(eps []picker.Endpoint, cfg *Config, _ picker.Counting) balancer.Picker {
 			return picker.NewLeastInflight(eps, cfg.ChoiceCount)
 		},
 	},

@@ -2,17 +2,21 @@ package balancer_test
 
 import (
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
+	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/fakecc"
+	"github.com/etcdlb/etcdlb/picker"
 )
 
 var allPolicies = []string{etcdlb.RoundRobinName, etcdlb.WeightedName, etcdlb.LeastInflightName}
@@ -316,6 +320,56 @@ func TestFlappingUnderConcurrentPicks(t *testing.T) {
 				return last["error"] == 0 && last["b:1"] > 0 && last["c:1"] > 0
 			})
 			t.Logf("split after flapping: %v", last)
+		})
+	}
+}
+
+// TestPicksFromSeveralCoresStripeTheCounters checks that round robin and
+// weighted count on one counter while one goroutine picks, and move to
+// striped counters once picks from two goroutines collide on it, with no
+// new SubConn and the same exact split.
+func TestPicksFromSeveralCoresStripeTheCounters(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs two cores picking at once")
+	}
+	for policy, want := range map[string]map[string]int{
+		etcdlb.RoundRobinName: {"a:1": 200, "b:1": 200, "c:1": 200},
+		etcdlb.WeightedName:   {"a:1": 100, "b:1": 200, "c:1": 300},
+	} {
+		t.Run(policy, func(t *testing.T) {
+			h := newHarness(t, policy, `{}`, true)
+			eps := []resolver.Endpoint{ep("a:1", 1, ""), ep("b:1", 2, ""), ep("c:1", 3, "")}
+			h.update(eps...)
+			p := h.waitForSplit(600, want)
+			split(p, 100_000)
+			// The update rebuilds the picker at once: had the picks
+			// above reported contention, it would be striped.
+			h.update(eps...)
+			s, _, _ := h.cc.State()
+			if picker.Striped(s.Picker) {
+				t.Fatal("one goroutine picking moved the picker to striped counters")
+			}
+			before := h.cc.NewSubConnCount()
+
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			for range 2 {
+				wg.Go(func() {
+					for !stop.Load() {
+						s, _, _ := h.cc.State()
+						split(s.Picker, 1000)
+					}
+				})
+			}
+			h.waitFor("a striped picker", func(s balancer.State) bool { return picker.Striped(s.Picker) })
+			stop.Store(true)
+			wg.Wait()
+			// One goroutine on a striped picker keeps to one stripe, an
+			// exact round robin of its own.
+			h.waitForSplit(600, want)
+			if got := h.cc.NewSubConnCount(); got != before {
+				t.Errorf("moving to striped counters created %d SubConns, want 0", got-before)
+			}
 		})
 	}
 }

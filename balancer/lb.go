@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,6 +37,13 @@ type lb struct {
 	// never calls concurrently.
 	counters counterSlab
 
+	// contended is set once a picker has seen picks from several cores at
+	// once (picker.Counting); every picker built after it is striped.
+	contended atomic.Bool
+	// sawContention is b.contention, bound once: pickers attach it to
+	// picks, which must not allocate.
+	sawContention func(balancer.DoneInfo)
+
 	// Guarded by mu.
 	mu          sync.Mutex
 	cfg         *Config
@@ -60,13 +68,29 @@ type lb struct {
 }
 
 func newBalancer(cc balancer.ClientConn, opts balancer.BuildOptions, p *policy) *lb {
-	return &lb{
+	b := &lb{
 		cc:       cc,
 		opts:     opts,
 		policy:   p,
 		cfg:      defaultConfig(p),
 		children: resolver.NewEndpointMap[*child](),
 	}
+	b.sawContention = b.contention
+	return b
+}
+
+// contention is told, through the Done of a pick, that a round robin or
+// weighted picker counting on one counter saw another core write it at the
+// same moment. From then on the pickers are striped: a serial pick costs
+// 1-2 ns more, and picks from several cores stop taking turns on one cache
+// line. The first report rebuilds the picker at once.
+func (b *lb) contention(balancer.DoneInfo) {
+	if b.contended.Load() || b.contended.Swap(true) {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.requestRebuildLocked()
 }
 
 func (b *lb) UpdateClientConnState(ccs balancer.ClientConnState) error {
@@ -254,7 +278,10 @@ func (b *lb) rebuildLocked() {
 	case len(ready) > 0:
 		sel := picker.Select(ready, b.cfg.LocalZone, b.cfg.LocalZoneMinReady)
 		b.spilled = sel.Spilled
-		b.current = b.policy.newPicker(sel.Endpoints, b.cfg)
+		b.current = b.policy.newPicker(sel.Endpoints, b.cfg, picker.Counting{
+			Striped:   b.contended.Load(),
+			Contended: b.sawContention,
+		})
 		b.cc.UpdateState(balancer.State{
 			ConnectivityState: connectivity.Ready,
 			Picker:            b.current,

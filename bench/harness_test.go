@@ -26,6 +26,7 @@ import (
 	"github.com/etcdlb/etcdlb/internal/fakecc"
 	"github.com/etcdlb/etcdlb/internal/heap"
 	"github.com/etcdlb/etcdlb/metrics"
+	"github.com/etcdlb/etcdlb/picker"
 )
 
 // policyCase is one policy under benchmark, built by its registered name.
@@ -43,6 +44,10 @@ type policyCase struct {
 	// metrics: the resolver state carries a metrics.Metrics, so the policy
 	// counts every pick; the case is named name+"+metrics".
 	metrics bool
+	// stripes: the policy counts its picks on one counter until picks from
+	// several cores collide on it, and then on striped counters (etcdlb's
+	// round robin and weighted; see picker.Counting).
+	stripes bool
 }
 
 // label names the case in benchmark and test names.
@@ -54,11 +59,11 @@ func (pc policyCase) label() string {
 }
 
 var policies = []policyCase{
-	{name: etcdlb.RoundRobinName, config: `{"localZoneMinReady":1}`},
-	{name: etcdlb.WeightedName, config: `{"localZoneMinReady":1}`, weighted: true},
+	{name: etcdlb.RoundRobinName, config: `{"localZoneMinReady":1}`, stripes: true},
+	{name: etcdlb.WeightedName, config: `{"localZoneMinReady":1}`, weighted: true, stripes: true},
 	{name: etcdlb.LeastInflightName, config: `{"localZoneMinReady":1,"choiceCount":2}`},
-	{name: etcdlb.RoundRobinName, config: `{"localZoneMinReady":1}`, metrics: true},
-	{name: etcdlb.WeightedName, config: `{"localZoneMinReady":1}`, weighted: true, metrics: true},
+	{name: etcdlb.RoundRobinName, config: `{"localZoneMinReady":1}`, metrics: true, stripes: true},
+	{name: etcdlb.WeightedName, config: `{"localZoneMinReady":1}`, weighted: true, metrics: true, stripes: true},
 	{name: etcdlb.LeastInflightName, config: `{"localZoneMinReady":1,"choiceCount":2}`, metrics: true},
 	{name: roundrobin.Name, config: `{}`, grpc: true},
 	// Weights come from the ORCA load reports passed to Done: no blackout,
@@ -468,6 +473,44 @@ func newSetup(pc policyCase, n int, timeout time.Duration) (*setup, error) {
 }
 
 func (s *setup) close() { s.h.close() }
+
+// parallelPicker returns the picker to measure with every core picking.
+// For a policy that moves to striped counters when picks from several
+// cores collide, that is the striped picker: every core picks on the
+// setup's picker, as a busy client's RPCs do, until the policy pushes it
+// (within a few picks). It fails after timeout.
+func (s *setup) parallelPicker(timeout time.Duration) (balancer.Picker, error) {
+	if !s.h.pc.stripes {
+		return s.picker, nil
+	}
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for !stop.Load() {
+				st, _, _ := s.h.lastState()
+				for range 1000 {
+					pickDone(st.Picker, s.h.subConns)
+				}
+			}
+		})
+	}
+	defer wg.Wait()
+	defer stop.Store(true)
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		st, _, changed := s.h.lastState()
+		if st.ConnectivityState == connectivity.Ready && picker.Striped(st.Picker) {
+			return st.Picker, nil
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return nil, fmt.Errorf("%s: no striped picker after %v of picks from %d goroutines", s.h.pc.name, timeout, runtime.GOMAXPROCS(0))
+		}
+	}
+}
 
 // fakeSubConnBytes is the heap that the harness and fakecc hold for each
 // SubConn (the fake SubConn, its wrapper, the wrapped listeners), which a

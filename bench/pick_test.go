@@ -62,7 +62,11 @@ func BenchmarkPick(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
-						p, scs := s.picker, s.h.subConns
+						p, err := s.parallelPicker(10 * time.Second)
+						if err != nil {
+							b.Fatal(err)
+						}
+						scs := s.h.subConns
 						b.ReportAllocs()
 						var failed atomic.Pointer[error]
 						b.RunParallel(func(pb *testing.PB) {

@@ -5,11 +5,15 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/balancer"
+
+	"github.com/etcdlb/etcdlb/internal/poll"
 )
 
 // fixedPicker is an endpoint's own picker: it returns one SubConn.
@@ -143,7 +147,7 @@ func TestScheduleScalesHugeWeightSums(t *testing.T) {
 // stays on one stripe, against exact shares over whole cycles.
 func TestWeightedPickerFollowsSchedule(t *testing.T) {
 	weights := []uint32{1, 2, 3}
-	p := NewWeighted(endpoints(weights...))
+	p := NewWeighted(endpoints(weights...), Counting{})
 	const cycles = 1000
 	got := make([]int, len(weights))
 	for range 6 * cycles {
@@ -158,7 +162,7 @@ func TestWeightedPickerFollowsSchedule(t *testing.T) {
 }
 
 func TestRoundRobinPicksInTurn(t *testing.T) {
-	p := NewRoundRobin(endpoints(5, 1, 0)) // weights are ignored
+	p := NewRoundRobin(endpoints(5, 1, 0), Counting{}) // weights are ignored
 	first, _ := picked(t, p)
 	for k := 1; k < 30; k++ {
 		i, _ := picked(t, p)
@@ -168,68 +172,123 @@ func TestRoundRobinPicksInTurn(t *testing.T) {
 	}
 }
 
-// TestOneGoroutineKeepsOneCounter checks that a goroutine picking alone
-// never pays for the stripes.
-func TestOneGoroutineKeepsOneCounter(t *testing.T) {
-	p := NewRoundRobin(endpoints(1, 1, 1)).(*fixedRoundRobin)
-	for range 20 * sampleEvery {
-		picked(t, p)
-	}
-	if p.seq.striped.Load() {
-		t.Error("one goroutine picking moved the sequence to its stripes")
-	}
-}
+// contention counts the calls of a Counting.Contended.
+type contention struct{ reports atomic.Int64 }
 
-// TestGoroutinesTakingTurnsMoveToStripes checks that a second goroutine
-// picking is seen, even when the two strictly alternate.
-func TestGoroutinesTakingTurnsMoveToStripes(t *testing.T) {
-	p := NewWeighted(endpoints(1, 2, 3)).(*cyclePicker)
-	turn, done := make(chan bool), make(chan bool)
-	go func() {
-		for range turn {
-			p.Pick(balancer.PickInfo{})
-			done <- true
+func (c *contention) report(balancer.DoneInfo) { c.reports.Add(1) }
+
+// TestOneGoroutineReportsNoContention checks that a goroutine picking alone
+// on a serial picker is never told that another core picks.
+func TestOneGoroutineReportsNoContention(t *testing.T) {
+	var c contention
+	eps := endpoints(1, 1, 1)
+	for i := range eps {
+		eps[i].Done = nil // round robin's endpoints have no Done of their own
+	}
+	for name, p := range map[string]balancer.Picker{
+		"round_robin": NewRoundRobin(eps, Counting{Contended: c.report}),
+		"weighted":    NewWeighted(endpoints(1, 2, 3), Counting{Contended: c.report}),
+	} {
+		for range 100_000 {
+			if _, r := picked(t, p); r.Done != nil {
+				r.Done(balancer.DoneInfo{})
+			}
 		}
-	}()
-	defer close(turn)
-	for range 2 * sampleEvery {
-		picked(t, p)
-		turn <- true
-		<-done
-	}
-	if !p.seq.striped.Load() {
-		t.Errorf("two goroutines took %d turns each on one counter", 2*sampleEvery)
+		if n := c.reports.Load(); n != 0 {
+			t.Errorf("%s: one goroutine picking reported contention %d times", name, n)
+		}
 	}
 }
 
-// TestConcurrentPicksStayNearExact checks the bound the striped sequence
-// promises: with any number of goroutines, each endpoint's count is within
-// one cycle per stripe of its exact share.
-func TestConcurrentPicksStayNearExact(t *testing.T) {
-	weights := []uint32{1, 2, 3, 4}
-	p := NewWeighted(endpoints(weights...)).(*cyclePicker)
-	const goroutines, picks = 8, 20000
-	counts := make([][]int, goroutines)
-	var wg sync.WaitGroup
-	for g := range goroutines {
-		counts[g] = make([]int, len(weights))
-		wg.Go(func() {
-			for range picks {
-				i, _ := picked(t, p)
-				counts[g][i]++
+// TestConcurrentPicksReportContention checks that goroutines picking at
+// once on a serial picker are reported, through the Done of a pick whose
+// result had none, and that a result with a Done of its own keeps it.
+func TestConcurrentPicksReportContention(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("needs two cores picking at once")
+	}
+	bare, bareWeighted := endpoints(1, 1, 1), endpoints(1, 2, 3)
+	for i := range bare {
+		bare[i].Done, bareWeighted[i].Done = nil, nil
+	}
+	for name, tc := range map[string]struct {
+		build   func(Counting) balancer.Picker
+		ownDone bool
+	}{
+		"round_robin":          {func(c Counting) balancer.Picker { return NewRoundRobin(bare, c) }, false},
+		"weighted":             {func(c Counting) balancer.Picker { return NewWeighted(bareWeighted, c) }, false},
+		"weighted_own_done":    {func(c Counting) balancer.Picker { return NewWeighted(endpoints(1, 2, 3), c) }, true},
+		"round_robin_own_done": {func(c Counting) balancer.Picker { return NewRoundRobin(endpoints(1, 1, 1), c) }, true},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var c contention
+			p := tc.build(Counting{Contended: c.report})
+			var stop atomic.Bool
+			var wg sync.WaitGroup
+			deadline := time.Now().Add(10 * time.Second)
+			for range 2 {
+				wg.Go(func() {
+					for k := 0; !stop.Load(); k++ {
+						_, r := picked(t, p)
+						if r.Done != nil {
+							r.Done(balancer.DoneInfo{})
+						}
+						if k%1024 == 0 && time.Now().After(deadline) {
+							return
+						}
+					}
+				})
+			}
+			if tc.ownDone {
+				// Every result has the endpoint's Done: it must stay, and
+				// the contention goes unreported. Pick for a moment.
+				time.AfterFunc(200*time.Millisecond, func() { stop.Store(true) })
+				wg.Wait()
+				if n := c.reports.Load(); n != 0 {
+					t.Errorf("contention reported %d times through results that have a Done of their own", n)
+				}
+				return
+			}
+			reported := poll.Until(10*time.Second, func() bool { return c.reports.Load() > 0 })
+			stop.Store(true)
+			wg.Wait()
+			if !reported {
+				t.Error("two goroutines picked for 10 s and no contention was reported")
 			}
 		})
 	}
-	wg.Wait()
-	total := float64(goroutines * picks)
-	slack := float64((len(p.seq.stripes) + 1) * len(p.order)) // the stripes and the first counter
-	for i, w := range weights {
-		var n int
+}
+
+// TestConcurrentPicksStayNearExact checks the bound the sequences promise:
+// with any number of goroutines, each endpoint's count is within one cycle
+// per counter of its exact share.
+func TestConcurrentPicksStayNearExact(t *testing.T) {
+	weights := []uint32{1, 2, 3, 4}
+	for _, striped := range []bool{false, true} {
+		p := NewWeighted(endpoints(weights...), Counting{Striped: striped}).(*cyclePicker)
+		const goroutines, picks = 8, 20000
+		counts := make([][]int, goroutines)
+		var wg sync.WaitGroup
 		for g := range goroutines {
-			n += counts[g][i]
+			counts[g] = make([]int, len(weights))
+			wg.Go(func() {
+				for range picks {
+					i, _ := picked(t, p)
+					counts[g][i]++
+				}
+			})
 		}
-		if want := total * float64(w) / 10; math.Abs(float64(n)-want) > slack {
-			t.Errorf("endpoint %d: %d picks, want %.0f ± %.0f", i, n, want, slack)
+		wg.Wait()
+		total := float64(goroutines * picks)
+		slack := float64(max(1, len(p.seq.stripes)) * len(p.order))
+		for i, w := range weights {
+			var n int
+			for g := range goroutines {
+				n += counts[g][i]
+			}
+			if want := total * float64(w) / 10; math.Abs(float64(n)-want) > slack {
+				t.Errorf("striped %v: endpoint %d: %d picks, want %.0f ± %.0f", striped, i, n, want, slack)
+			}
 		}
 	}
 }
@@ -297,7 +356,7 @@ func TestChildErrorIsReturned(t *testing.T) {
 	want := errors.New("child not ready")
 	eps := endpoints(1)
 	eps[0].Picker = errPicker{want}
-	for _, p := range []balancer.Picker{NewRoundRobin(eps), NewWeighted(eps), NewLeastInflight(eps, 2)} {
+	for _, p := range []balancer.Picker{NewRoundRobin(eps, Counting{}), NewWeighted(eps, Counting{Striped: true}), NewLeastInflight(eps, 2)} {
 		if _, err := p.Pick(balancer.PickInfo{}); err != want {
 			t.Errorf("%T: got %v, want %v", p, err, want)
 		}
@@ -331,8 +390,11 @@ func (p countingPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error
 func TestFixedChildIsAskedOnce(t *testing.T) {
 	for _, fixed := range []bool{true, false} {
 		for name, build := range map[string]func([]Endpoint) balancer.Picker{
-			"round_robin":    NewRoundRobin,
-			"weighted":       NewWeighted,
+			"round_robin": func(eps []Endpoint) balancer.Picker { return NewRoundRobin(eps, Counting{}) },
+			"round_robin_striped": func(eps []Endpoint) balancer.Picker {
+				return NewRoundRobin(eps, Counting{Striped: true})
+			},
+			"weighted":       func(eps []Endpoint) balancer.Picker { return NewWeighted(eps, Counting{}) },
 			"least_inflight": func(eps []Endpoint) balancer.Picker { return NewLeastInflight(eps, 2) },
 		} {
 			eps := endpoints(1, 2, 3)
@@ -374,10 +436,12 @@ func TestPickAllocatesNothing(t *testing.T) {
 		notFixed[i].Fixed = false
 	}
 	for name, p := range map[string]balancer.Picker{
-		"round_robin":              NewRoundRobin(eps),
-		"round_robin_not_fixed":    NewRoundRobin(notFixed),
-		"weighted":                 NewWeighted(eps),
-		"weighted_not_fixed":       NewWeighted(notFixed),
+		"round_robin":              NewRoundRobin(eps, Counting{}),
+		"round_robin_striped":      NewRoundRobin(eps, Counting{Striped: true}),
+		"round_robin_not_fixed":    NewRoundRobin(notFixed, Counting{}),
+		"weighted":                 NewWeighted(eps, Counting{}),
+		"weighted_striped":         NewWeighted(eps, Counting{Striped: true}),
+		"weighted_not_fixed":       NewWeighted(notFixed, Counting{}),
 		"least_inflight":           NewLeastInflight(eps, 2),
 		"least_inflight_not_fixed": NewLeastInflight(notFixed, 2),
 		"least_inflight_scan":      NewLeastInflight(eps[:2], 2),
@@ -440,8 +504,10 @@ func TestScheduleRandomWeights(t *testing.T) {
 // several goroutines.
 func TestPicksAreCountedFromTheSequence(t *testing.T) {
 	for name, p := range map[string]balancer.Picker{
-		"round_robin": NewRoundRobin(endpoints(1, 1, 1)),
-		"weighted":    NewWeighted(endpoints(1, 2, 3, 7)),
+		"round_robin":         NewRoundRobin(endpoints(1, 1, 1), Counting{}),
+		"round_robin_striped": NewRoundRobin(endpoints(1, 1, 1), Counting{Striped: true}),
+		"weighted":            NewWeighted(endpoints(1, 2, 3, 7), Counting{}),
+		"weighted_striped":    NewWeighted(endpoints(1, 2, 3, 7), Counting{Striped: true}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var mu sync.Mutex

@@ -6,41 +6,57 @@ import (
 	"google.golang.org/grpc/balancer"
 )
 
+// Counting is how a round robin or weighted picker counts its picks (see
+// sequence). Its zero value is a serial picker that reports nothing.
+type Counting struct {
+	// Striped pickers count on several counters on cache lines of their
+	// own, so that picks from several cores at once do not all write one
+	// line; a pick costs 1-2 ns more. Other pickers count on one counter.
+	Striped bool
+	// Contended, for a picker that is not Striped, is attached as the Done
+	// of a pick that found another core writing the counter at the same
+	// moment (unless the pick's result has a Done of its own): the owner's
+	// cue to build its next picker Striped. It is called when that RPC
+	// ends, and may be called many times.
+	Contended func(balancer.DoneInfo)
+}
+
 // NewRoundRobin returns a picker that gives each endpoint the same share of
 // picks, in turn. Weights are ignored. eps must not be empty.
-func NewRoundRobin(eps []Endpoint) balancer.Picker {
-	if results := fixedResults(eps); results != nil {
+func NewRoundRobin(eps []Endpoint, c Counting) balancer.Picker {
+	if results := fixedResults(eps); results != nil && !c.Striped {
 		p := &fixedRoundRobin{}
-		p.init(eps, nil, results, len(eps))
+		p.init(eps, nil, results, len(eps), c)
 		return p
 	}
-	return newCyclePicker(eps, nil, len(eps))
+	return newCyclePicker(eps, nil, len(eps), c)
 }
 
 // NewWeighted returns a picker that gives each endpoint a share of picks in
 // proportion to its weight, interleaved smoothly (see schedule). With equal
 // weights it is NewRoundRobin. eps must not be empty.
-func NewWeighted(eps []Endpoint) balancer.Picker {
+func NewWeighted(eps []Endpoint, c Counting) balancer.Picker {
 	weights := make([]uint32, len(eps))
 	for i := range eps {
 		weights[i] = eps[i].Weight
 	}
 	order := schedule(weights)
 	if order == nil {
-		return NewRoundRobin(eps)
+		return NewRoundRobin(eps, c)
 	}
-	return newCyclePicker(eps, isolate(order), len(order))
+	return newCyclePicker(eps, isolate(order), len(order), c)
 }
 
-func newCyclePicker(eps []Endpoint, order []uint32, length int) *cyclePicker {
+func newCyclePicker(eps []Endpoint, order []uint32, length int, c Counting) *cyclePicker {
 	p := &cyclePicker{}
-	p.init(eps, order, fixedResults(eps), length)
+	p.init(eps, order, fixedResults(eps), length, c)
 	return p
 }
 
-func (p *cyclePicker) init(eps []Endpoint, order []uint32, results []balancer.PickResult, length int) {
+func (p *cyclePicker) init(eps []Endpoint, order []uint32, results []balancer.PickResult, length int, c Counting) {
 	p.eps, p.order, p.results = isolate(eps), order, isolate(results)
-	p.seq.init(length)
+	p.contended = c.Contended
+	p.seq.init(length, c.Striped)
 }
 
 // cyclePicker walks a fixed cycle: the endpoints in turn, or a weighted
@@ -54,36 +70,51 @@ type cyclePicker struct {
 	order []uint32 // nil: position i is endpoint i
 	// results are the endpoints' pick results when all are Fixed: a pick
 	// then reads 32 bytes of a dense array and calls nothing.
-	results []balancer.PickResult
-	eps     []Endpoint
-	_       [192 - unsafe.Sizeof(sequence{}) - 3*unsafe.Sizeof([]byte(nil))]byte
+	results   []balancer.PickResult
+	eps       []Endpoint
+	contended func(balancer.DoneInfo) // Counting.Contended
+	_         [192 - unsafe.Sizeof(sequence{}) - 3*unsafe.Sizeof([]byte(nil)) - unsafe.Sizeof(func() {})]byte
 }
 
 func (p *cyclePicker) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
-	n := p.seq.count()
-	if sampled(n) {
-		p.seq.sample()
+	var n uint64
+	var contended bool
+	if p.seq.stripes != nil {
+		n = p.seq.countStriped()
+	} else {
+		n, contended = p.seq.countSerial()
 	}
 	i := p.seq.position(n)
 	if p.order != nil {
 		i = p.order[i]
 	}
+	var r balancer.PickResult
 	if p.results != nil {
-		return p.results[i], nil
+		r = p.results[i]
+	} else {
+		var err error
+		if r, err = pickEndpoint(&p.eps[i], info); err != nil {
+			return r, err
+		}
 	}
-	return pickEndpoint(&p.eps[i], info)
+	if contended && r.Done == nil {
+		r.Done = p.contended
+	}
+	return r, nil
 }
 
-// fixedRoundRobin is a round robin over Fixed endpoints, the common case
-// (pick_first children): its pick has no branch but the sampling one.
+// fixedRoundRobin is a serial round robin over Fixed endpoints, the common
+// case (pick_first children). Its pick calls nothing, so it needs no stack
+// frame, and its only branch is the contention check.
 type fixedRoundRobin struct{ cyclePicker }
 
 func (p *fixedRoundRobin) Pick(balancer.PickInfo) (balancer.PickResult, error) {
-	n := p.seq.count()
-	if sampled(n) {
-		p.seq.sample()
+	n, contended := p.seq.countSerial()
+	r := p.results[p.seq.position(n)]
+	if contended && r.Done == nil {
+		r.Done = p.contended
 	}
-	return p.results[p.seq.position(n)], nil
+	return r, nil
 }
 
 // isolate returns s, or when it is small a copy of it in cache lines of its
@@ -127,4 +158,11 @@ func Picks(p balancer.Picker, add func(e *Endpoint, n uint64)) {
 		}
 		add(&cp.eps[i], n)
 	})
+}
+
+// Striped reports whether p is a round robin or weighted picker that
+// counts on stripes (see Counting).
+func Striped(p balancer.Picker) bool {
+	cp, ok := p.(*cyclePicker)
+	return ok && cp.seq.stripes != nil
 }

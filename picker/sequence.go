@@ -8,28 +8,30 @@ import (
 	"unsafe"
 )
 
-// sequence hands out positions 0..length-1 in a cycle, like a shared
-// round-robin counter. While one goroutine picks, it is one counter, as
-// grpc-go's round_robin is. Once it sees a second goroutine picking, it
-// moves for good to several counters ("stripes") on separate cache lines,
-// so that cores picking at the same time do not all write one line: a
-// shared counter costs grpc-go's round_robin 3x its serial time when two
-// cores pick at once.
+// sequence hands out positions 0..length-1 in a cycle, as a shared
+// round-robin counter does. It counts on one counter or on many:
+//
+//   - Serial: one counter, in the picker itself, as grpc-go's round_robin
+//     has. A pick counts with a compare-and-swap; when that fails, another
+//     core wrote the counter at the same moment, and the pick counts with
+//     an add instead and reports the contention (see Counting), so that
+//     the owner builds its next picker striped.
+//   - Striped: several counters ("stripes") on cache lines of their own,
+//     chosen by a hash of the picking goroutine's stack, so that cores
+//     picking at once do not all write one line: a shared counter costs
+//     grpc-go's round_robin 3x its serial time when two cores pick at once.
+//     The hash and the pointer to the stripes cost a serial pick 1-2 ns.
 //
 // Each counter walks the whole cycle from its own starting offset, so every
-// counter on its own is an exact round robin; summed over the counters
-// (the first one and the stripes), each position's count differs from its
-// exact share by at most one per counter, at any time.
+// counter on its own is an exact round robin; summed over the counters,
+// each position's count differs from its exact share by at most one per
+// counter, at any time.
 type sequence struct {
-	// first is the counter used until striped is set. It sits in the
-	// picker itself: it needs no pointer to be followed, and only one core
-	// writes it while it is in use.
-	first   counter
-	striped atomic.Bool
-	// sampler identifies the goroutine that made the last sampled pick on
-	// first (its stackStripe, plus 1: never 0).
-	sampler atomic.Uint32
-	stripes []stripe // a power of two of them
+	// single is the counter of a serial sequence. It needs no pointer to be
+	// followed, and only one core writes it at a time, or the sequence's
+	// owner is told.
+	single  counter
+	stripes []stripe // a power of two of them; nil when serial
 	length  uint32
 	// lengthInverse is 2^64/length rounded up, so that a remainder by
 	// length costs two multiplications instead of a division, which takes
@@ -52,30 +54,21 @@ type stripe struct {
 	_ [128 - unsafe.Sizeof(counter{})]byte
 }
 
-// sampleEvery is how often (in picks, a power of two) the first counter
-// checks which goroutine picks: two picks in a row, so that goroutines
-// taking turns are seen too. Two goroutines picking at once are seen
-// within a few times this many picks.
-const sampleEvery = 256
-
-// sampled reports whether the pick that made count n checks its goroutine.
-func sampled(n uint64) bool { return n%sampleEvery < 2 }
-
-// init sets s up for a cycle of length positions.
-func (s *sequence) init(length int) {
-	n := stripeCount()
-	s.stripes = make([]stripe, n)
+// init sets s up for a cycle of length positions, striped or serial.
+func (s *sequence) init(length int, striped bool) {
 	s.length = uint32(length)
 	s.lengthInverse = ^uint64(0)/uint64(length) + 1
 	start := rand.Uint32()
+	if !striped {
+		s.single.start(start % uint32(length))
+		return
+	}
+	n := stripeCount()
+	s.stripes = make([]stripe, n)
 	// Spread the starting points over the cycle, so that the counters'
 	// partial cycles do not all favour the same positions.
-	offset := func(i int) uint32 {
-		return uint32((uint64(start) + uint64(i)*uint64(length)/uint64(n+1)) % uint64(length))
-	}
-	s.first.start(offset(n))
 	for i := range s.stripes {
-		s.stripes[i].start(offset(i))
+		s.stripes[i].start(uint32((uint64(start) + uint64(i)*uint64(length)/uint64(n)) % uint64(length)))
 	}
 }
 
@@ -95,22 +88,25 @@ func stripeCount() int {
 	return min(256, 1<<bits.Len(uint(n-1)))
 }
 
-// A pick takes three steps, each small enough to inline (one function
-// would not be):
+// countSerial counts a pick on a serial sequence and returns the new count,
+// and whether another core wrote the counter at the same moment.
 //
-//	n := s.count()
-//	if sampled(n) {
-//		s.sample()
-//	}
-//	position := s.position(n)
-
-// count counts a pick and returns its counter's new count.
-func (s *sequence) count() uint64 {
-	if !s.striped.Load() {
-		// Until it pays, the stripe's hash is skipped: it costs 1-2 ns on
-		// a serial pick, as much again as the rest of the sequence.
-		return s.first.n.Add(1)
+// It calls nothing, and neither does the round-robin pick around it
+// (fixedRoundRobin), which therefore runs without a stack frame: 0.4-0.6 ns
+// of a 4 ns pick. An add with a check of which goroutine picks, the way
+// this was first detected, needs both (the goroutine is known by an address
+// on its stack).
+func (s *sequence) countSerial() (n uint64, contended bool) {
+	n = s.single.n.Load() + 1
+	if s.single.n.CompareAndSwap(n-1, n) {
+		return n, false
 	}
+	return s.single.n.Add(1), true
+}
+
+// countStriped counts a pick on a striped sequence's stripe for the calling
+// goroutine and returns that stripe's new count.
+func (s *sequence) countStriped() uint64 {
 	return s.stripes[stackStripe()&uint32(len(s.stripes)-1)].n.Add(1)
 }
 
@@ -121,24 +117,6 @@ func (s *sequence) position(n uint64) uint32 {
 	// uint32(n) mod length, exact for any 32-bit n (see lengthInverse).
 	p, _ := bits.Mul64(s.lengthInverse*uint64(uint32(n)), uint64(s.length))
 	return uint32(p)
-}
-
-// sample notes which goroutine picks. When it is not the one seen last
-// time, several goroutines pick, and the sequence moves to its stripes.
-// A goroutine whose stack moved looks like another one: that costs the
-// serial pick its 1-2 ns, no more.
-//
-// It runs twice in sampleEvery picks: kept out of line, off the pick's code.
-//
-//go:noinline
-func (s *sequence) sample() {
-	if s.striped.Load() {
-		return
-	}
-	id := stackStripe() + 1
-	if last := s.sampler.Swap(id); last != 0 && last != id {
-		s.striped.Store(true)
-	}
 }
 
 // stackStripe hashes the address of the calling goroutine's stack. It costs
@@ -155,9 +133,11 @@ func stackStripe() uint32 {
 
 // visits calls visit(position, n) for the positions the counters have
 // handed out, n times each, counting whole cycles at once:
-// O(stripes × length).
+// O(counters × length).
 func (s *sequence) visits(visit func(position uint32, n uint64)) {
-	s.first.visits(s.length, visit)
+	if s.stripes == nil {
+		s.single.visits(s.length, visit)
+	}
 	for i := range s.stripes {
 		s.stripes[i].visits(s.length, visit)
 	}
