@@ -186,7 +186,7 @@ func TestEtcdDownCallsKeepFlowing(t *testing.T) {
 					return
 				default:
 				}
-				ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a stalled machine, not etcd, would miss 1 s
 				if _, err := c.EmptyCall(ctx, &testgrpc.Empty{}); err != nil {
 					failed.Add(1)
 					t.Logf("call failed: %v", err)
