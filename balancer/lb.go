@@ -40,9 +40,6 @@ type lb struct {
 	// contended is set once a picker has seen picks from several cores at
 	// once (picker.Counting); every picker built after it is striped.
 	contended atomic.Bool
-	// sawContention is b.contention, bound once: pickers attach it to
-	// picks, which must not allocate.
-	sawContention func(balancer.DoneInfo)
 
 	// Guarded by mu.
 	mu          sync.Mutex
@@ -72,15 +69,13 @@ type lb struct {
 }
 
 func newBalancer(cc balancer.ClientConn, opts balancer.BuildOptions, p *policy) *lb {
-	b := &lb{
+	return &lb{
 		cc:       cc,
 		opts:     opts,
 		policy:   p,
 		cfg:      defaultConfig(p),
 		children: resolver.NewEndpointMap[*child](),
 	}
-	b.sawContention = b.contention
-	return b
 }
 
 // contention is told, through the Done of a pick, that a round robin or
@@ -283,7 +278,7 @@ func (b *lb) rebuildLocked() {
 		b.spilled = sel.Spilled
 		b.current = b.policy.newPicker(sel.Endpoints, b.cfg, picker.Counting{
 			Striped:   b.contended.Load(),
-			Contended: b.sawContention,
+			Contended: b.contention, // one func value per picker, not per pick
 		})
 		b.cc.UpdateState(balancer.State{
 			ConnectivityState: connectivity.Ready,
