@@ -4,8 +4,6 @@ import (
 	"errors"
 	"runtime"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 
 	"google.golang.org/grpc/balancer"
@@ -16,6 +14,7 @@ import (
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/fakecc"
+	"github.com/etcdlb/etcdlb/internal/workers"
 	"github.com/etcdlb/etcdlb/picker"
 )
 
@@ -274,31 +273,20 @@ func TestFlappingUnderConcurrentPicks(t *testing.T) {
 			h.update(ep("a:1", 1, "z1"), ep("b:1", 2, "z1"), ep("c:1", 3, "z2"))
 			h.waitFor("ready", func(s balancer.State) bool { return s.ConnectivityState == connectivity.Ready })
 
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			defer func() { close(stop); wg.Wait() }()
-			for range 4 {
-				wg.Go(func() {
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						s, _, _ := h.cc.State()
-						r, err := s.Picker.Pick(balancer.PickInfo{})
-						if err == nil {
-							if r.SubConn.(*fakecc.SubConn).IsShutdown() {
-								t.Error("picked a SubConn that was shut down")
-								return
-							}
-							if r.Done != nil {
-								r.Done(balancer.DoneInfo{})
-							}
-						}
+			defer workers.Start(4, func() bool {
+				s, _, _ := h.cc.State()
+				r, err := s.Picker.Pick(balancer.PickInfo{})
+				if err == nil {
+					if r.SubConn.(*fakecc.SubConn).IsShutdown() {
+						t.Error("picked a SubConn that was shut down")
+						return false
 					}
-				})
-			}
+					if r.Done != nil {
+						r.Done(balancer.DoneInfo{})
+					}
+				}
+				return true
+			})()
 			for i := range 200 {
 				for _, addr := range []string{"a:1", "b:1", "c:1"} {
 					st := connectivity.Ready
@@ -351,19 +339,13 @@ func TestPicksFromSeveralCoresStripeTheCounters(t *testing.T) {
 			}
 			before := h.cc.NewSubConnCount()
 
-			var stop atomic.Bool
-			var wg sync.WaitGroup
-			for range 2 {
-				wg.Go(func() {
-					for !stop.Load() {
-						s, _, _ := h.cc.State()
-						split(s.Picker, 1000)
-					}
-				})
-			}
+			stop := workers.Start(2, func() bool {
+				s, _, _ := h.cc.State()
+				split(s.Picker, 1000)
+				return true
+			})
 			h.waitFor("a striped picker", func(s balancer.State) bool { return picker.Striped(s.Picker) })
-			stop.Store(true)
-			wg.Wait()
+			stop()
 			// One goroutine on a striped picker keeps to one stripe, an
 			// exact round robin of its own.
 			h.waitForSplit(600, want)

@@ -3,7 +3,6 @@ package balancer_test
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
+	"github.com/etcdlb/etcdlb/internal/workers"
 	"github.com/etcdlb/etcdlb/resolver/static"
 )
 
@@ -138,27 +138,17 @@ func TestZoneFailoverOverRealConnections(t *testing.T) {
 			})
 
 			var failed, sent atomic.Int64
-			stop := make(chan struct{})
-			var wg sync.WaitGroup
-			for range 4 {
-				wg.Go(func() {
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-						_, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true))
-						cancel()
-						sent.Add(1)
-						if err != nil {
-							failed.Add(1)
-							t.Logf("call failed: %v", err)
-						}
-					}
-				})
-			}
+			stop := workers.Start(4, func() bool {
+				ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+				_, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true))
+				cancel()
+				sent.Add(1)
+				if err != nil {
+					failed.Add(1)
+					t.Logf("call failed: %v", err)
+				}
+				return true
+			})
 
 			remoteBefore := remote[0].Calls() + remote[1].Calls()
 			for _, s := range local {
@@ -175,8 +165,7 @@ func TestZoneFailoverOverRealConnections(t *testing.T) {
 				time.Sleep(20 * time.Millisecond) // a window to count calls in, not a wait for an event
 				return local[0].Calls()+local[1].Calls() > l && remote[0].Calls()+remote[1].Calls() == rm
 			})
-			close(stop)
-			wg.Wait()
+			stop()
 			if failed.Load() != 0 {
 				t.Errorf("%d of %d calls failed during the zone's outage, want 0", failed.Load(), sent.Load())
 			}

@@ -25,6 +25,7 @@ import (
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/fakecc"
 	"github.com/etcdlb/etcdlb/internal/heap"
+	"github.com/etcdlb/etcdlb/internal/workers"
 	"github.com/etcdlb/etcdlb/metrics"
 	"github.com/etcdlb/etcdlb/picker"
 )
@@ -483,20 +484,13 @@ func (s *setup) parallelPicker(timeout time.Duration) (balancer.Picker, error) {
 	if !s.h.pc.stripes {
 		return s.picker, nil
 	}
-	var stop atomic.Bool
-	var wg sync.WaitGroup
-	for range runtime.GOMAXPROCS(0) {
-		wg.Go(func() {
-			for !stop.Load() {
-				st, _, _ := s.h.lastState()
-				for range 1000 {
-					pickDone(st.Picker, s.h.subConns)
-				}
-			}
-		})
-	}
-	defer wg.Wait()
-	defer stop.Store(true)
+	defer workers.Start(runtime.GOMAXPROCS(0), func() bool {
+		st, _, _ := s.h.lastState()
+		for range 1000 {
+			pickDone(st.Picker, s.h.subConns)
+		}
+		return true
+	})()
 	timer := time.NewTimer(timeout)
 	defer timer.Stop()
 	for {

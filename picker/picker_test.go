@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/balancer"
 
 	"github.com/etcdlb/etcdlb/internal/poll"
+	"github.com/etcdlb/etcdlb/internal/workers"
 )
 
 // fixedPicker is an endpoint's own picker: it returns one SubConn.
@@ -223,35 +224,26 @@ func TestConcurrentPicksReportContention(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var c contention
 			p := tc.build(Counting{Contended: c.report})
-			var stop atomic.Bool
-			var wg sync.WaitGroup
-			deadline := time.Now().Add(10 * time.Second)
-			for range 2 {
-				wg.Go(func() {
-					for k := 0; !stop.Load(); k++ {
-						_, r := picked(t, p)
-						if r.Done != nil {
-							r.Done(balancer.DoneInfo{})
-						}
-						if k%1024 == 0 && time.Now().After(deadline) {
-							return
-						}
-					}
-				})
-			}
+			stop := workers.Start(2, func() bool {
+				_, r := picked(t, p)
+				if r.Done != nil {
+					r.Done(balancer.DoneInfo{})
+				}
+				return true
+			})
 			if tc.ownDone {
 				// Every result has the endpoint's Done: it must stay, and
-				// the contention goes unreported. Pick for a moment.
-				time.AfterFunc(200*time.Millisecond, func() { stop.Store(true) })
-				wg.Wait()
+				// the contention goes unreported. Pick for a moment (a
+				// window to pick in, not a wait for an event).
+				time.Sleep(200 * time.Millisecond)
+				stop()
 				if n := c.reports.Load(); n != 0 {
 					t.Errorf("contention reported %d times through results that have a Done of their own", n)
 				}
 				return
 			}
 			reported := poll.Until(10*time.Second, func() bool { return c.reports.Load() > 0 })
-			stop.Store(true)
-			wg.Wait()
+			stop()
 			if !reported {
 				t.Error("two goroutines picked for 10 s and no contention was reported")
 			}

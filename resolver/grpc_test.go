@@ -2,7 +2,6 @@ package resolver_test
 
 import (
 	"context"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 
 	_ "github.com/etcdlb/etcdlb/balancer" // etcdlb_weighted
 	"github.com/etcdlb/etcdlb/internal/testserver"
+	"github.com/etcdlb/etcdlb/internal/workers"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -174,28 +174,16 @@ func TestEtcdDownCallsKeepFlowing(t *testing.T) {
 	waitSplit(t, c, bs, []float64{1, 2, 0})
 
 	var calls, failed atomic.Int64
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a stalled machine, not etcd, would miss 1 s
-				if _, err := c.EmptyCall(ctx, &testgrpc.Empty{}); err != nil {
-					failed.Add(1)
-					t.Logf("call failed: %v", err)
-				}
-				cancel()
-				calls.Add(1)
-			}
-		}()
-	}
+	stop := workers.Start(2, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a stalled machine, not etcd, would miss 1 s
+		if _, err := c.EmptyCall(ctx, &testgrpc.Empty{}); err != nil {
+			failed.Add(1)
+			t.Logf("call failed: %v", err)
+		}
+		cancel()
+		calls.Add(1)
+		return true
+	})
 	e.etcd.Stop(0)
 	time.Sleep(4 * time.Second) // the outage itself
 	if err := e.etcd.Restart(0); err != nil {
@@ -203,8 +191,7 @@ func TestEtcdDownCallsKeepFlowing(t *testing.T) {
 	}
 	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: bs[2].Addr, Weight: 3})
 	waitSplit(t, c, bs, []float64{1, 2, 3})
-	close(stop)
-	wg.Wait()
+	stop()
 	if failed.Load() != 0 {
 		t.Errorf("%d of %d calls failed while etcd was down", failed.Load(), calls.Load())
 	}
