@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/balancer"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
@@ -122,9 +121,7 @@ func TestZeroEndpoints(t *testing.T) {
 		return s.ConnectivityState == connectivity.TransientFailure
 	})
 	_, err := s.Picker.Pick(balancer.PickInfo{})
-	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "no endpoints") {
-		t.Errorf("pick with no endpoints: %v, want Unavailable saying there are no endpoints", err)
-	}
+	checkNoEndpointError(t, "pick with no endpoints", err, "etcdlb_weighted: no endpoints")
 
 	h.lb.ResolverError(errors.New("etcd unreachable"))
 	s = h.waitFor("the resolver error", func(s balancer.State) bool {
@@ -150,12 +147,25 @@ func TestAllFailingSaysWhy(t *testing.T) {
 		return s.ConnectivityState == connectivity.TransientFailure
 	})
 	_, err := s.Picker.Pick(balancer.PickInfo{})
-	if status.Code(err) != codes.Unavailable {
-		t.Fatalf("pick with every endpoint failing: %v, want code Unavailable", err)
+	checkNoEndpointError(t, "pick with every endpoint failing", err,
+		"all 2 endpoints failing", "a:1: ", "connection refused", "b:1: ", "no route to host")
+}
+
+// checkNoEndpointError checks the error of a pick that no endpoint can take:
+// a plain error, which grpc-go turns into Unavailable with its message for a
+// fail-fast call and waits on for a WaitForReady one (a status error would
+// end both), and one that says each of want.
+func checkNoEndpointError(t *testing.T, what string, err error, want ...string) {
+	t.Helper()
+	if err == nil || err == balancer.ErrNoSubConnAvailable {
+		t.Fatalf("%s: %v, want an error saying why", what, err)
 	}
-	for _, want := range []string{"all 2 endpoints failing", "a:1: ", "connection refused", "b:1: ", "no route to host"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q does not say %q", err, want)
+	if _, isStatus := status.FromError(err); isStatus {
+		t.Errorf("%s: a status error (%v): grpc-go would end WaitForReady calls with it", what, err)
+	}
+	for _, w := range want {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%s: error %q does not say %q", what, err, w)
 		}
 	}
 }

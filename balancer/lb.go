@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/pickfirst"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/status"
@@ -367,6 +366,11 @@ const maxReportedFailures = 5
 
 // unavailableLocked says why no endpoint can take a call: which endpoints
 // failed and why, or what the resolver said.
+//
+// The error is plain, not a status: grpc-go fails a fail-fast call with
+// Unavailable and this message, and keeps a WaitForReady call waiting for
+// the next picker. A status error would end every call, WaitForReady or not
+// (picker_wrapper.go: "Status error: end the RPC unconditionally").
 func (b *lb) unavailableLocked(failing []*child) error {
 	var msg strings.Builder
 	fmt.Fprintf(&msg, "%s: ", b.policy.name)
@@ -375,7 +379,7 @@ func (b *lb) unavailableLocked(failing []*child) error {
 		if b.resolverErr != nil {
 			fmt.Fprintf(&msg, "; resolver error: %v", b.resolverErr)
 		}
-		return status.Error(codes.Unavailable, msg.String())
+		return errors.New(msg.String())
 	}
 	fmt.Fprintf(&msg, "all %d endpoints failing", len(failing))
 	for i, c := range failing {
@@ -393,5 +397,5 @@ func (b *lb) unavailableLocked(failing []*child) error {
 	if b.resolverErr != nil {
 		fmt.Fprintf(&msg, "; resolver error: %v", b.resolverErr)
 	}
-	return status.Error(codes.Unavailable, msg.String())
+	return errors.New(msg.String())
 }

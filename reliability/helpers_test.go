@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,7 @@ import (
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/internal/differential"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
@@ -40,6 +42,11 @@ const callTimeout = 5 * time.Second
 
 // policies are the three policies every scenario that compares them runs.
 var policies = []string{etcdlb.RoundRobinName, etcdlb.WeightedName, etcdlb.LeastInflightName}
+
+// clientPolicies are the policies every scenario dials a client of: etcdlb's,
+// and grpc-go's round_robin on the same resolver and servers, the reference
+// no etcdlb policy may fail more calls than (checkNoWorse).
+var clientPolicies = append(slices.Clip(policies), differential.Reference)
 
 // figures are what a scenario reports, in one fixed format.
 type figures struct {
@@ -585,3 +592,33 @@ func (h *tHandler) WithAttrs(as []slog.Attr) slog.Handler {
 }
 
 func (h *tHandler) WithGroup(string) slog.Handler { return h }
+
+// checkNoWorse fails the test when a load of an etcdlb policy failed more
+// calls than the load of grpc-go's round_robin among ls allows
+// (differential.Allowed: none more when sigmas is 0; sigmas standard
+// deviations more where failures are chance, e.g. a flaky backend's). Only
+// the calls started at or after since count: a scenario whose calls in
+// flight on a killed backend fail by chance passes the time it was gone. A
+// "+suffix" of a policy names a variant (a retry policy): each variant is
+// compared with round_robin's.
+func checkNoWorse(t testing.TB, ls []*load, since time.Time, sigmas float64) {
+	t.Helper()
+	groups := map[string][]differential.Result{}
+	var order []string
+	for _, l := range ls {
+		policy, variant, _ := strings.Cut(l.c.policy, "+")
+		if _, ok := groups[variant]; !ok {
+			order = append(order, variant)
+		}
+		failed := l.failed.Load()
+		if !since.IsZero() {
+			failed = int64(len(l.failuresSince(since)))
+		}
+		groups[variant] = append(groups[variant], differential.Result{Policy: policy, Calls: l.calls.Load(), Failed: failed})
+	}
+	for _, v := range order {
+		if err := differential.Check(groups[v], sigmas); err != nil {
+			t.Errorf("worse than grpc-go's %s%s: %v", differential.Reference, strings.TrimSuffix("+"+v, "+"), err)
+		}
+	}
+}
