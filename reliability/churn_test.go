@@ -93,6 +93,7 @@ func TestChurn(t *testing.T) {
 			t.Errorf("%s: %d of %d calls failed during the churn", l.c.policy, n, l.calls.Load())
 		}
 	}
+	checkNoWorse(t, ls, time.Time{}, false)
 	if g1 > g0+goroutineSlack {
 		t.Errorf("%d goroutines after the churn, %d before (slack %d)", g1, g0, goroutineSlack)
 		buf := make([]byte, 1<<20)

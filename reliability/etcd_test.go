@@ -64,6 +64,7 @@ func TestEtcdOutage(t *testing.T) {
 			t.Errorf("%s: no call completed while etcd was down", l.c.policy)
 		}
 	}
+	checkNoWorse(t, ls, time.Time{}, false)
 }
 
 // TestEtcdDataLoss restarts etcd empty under load: every backend registers
@@ -109,6 +110,7 @@ func TestEtcdDataLoss(t *testing.T) {
 			t.Errorf("%s: %d calls failed while etcd was empty or after", l.c.policy, n)
 		}
 	}
+	checkNoWorse(t, ls, time.Time{}, false)
 }
 
 // TestEtcdClusterMemberLoss stops the leader of a three-member etcd, then a
@@ -152,6 +154,7 @@ func TestEtcdClusterMemberLoss(t *testing.T) {
 			t.Errorf("%s: %d of %d calls failed while etcd members were lost", l.c.policy, n, l.calls.Load())
 		}
 	}
+	checkNoWorse(t, ls, time.Time{}, false)
 }
 
 // member returns the index of the leader, or of a follower.

@@ -225,10 +225,10 @@ func dial(t *testing.T, cli *clientv3.Client, service, policy, serviceConfig str
 	return &client{policy: policy, conn: conn, tc: testgrpc.NewTestServiceClient(conn), view: v, track: tr}
 }
 
-// dialAll dials one client per policy.
+// dialAll dials one client per policy of clientPolicies.
 func dialAll(t *testing.T, cli *clientv3.Client, service string, opts ...etcdlbresolver.Option) []*client {
 	var cs []*client
-	for _, p := range policies {
+	for _, p := range clientPolicies {
 		cs = append(cs, dial(t, cli, service, p, "", opts...))
 	}
 	return cs
@@ -594,14 +594,14 @@ func (h *tHandler) WithAttrs(as []slog.Attr) slog.Handler {
 func (h *tHandler) WithGroup(string) slog.Handler { return h }
 
 // checkNoWorse fails the test when a load of an etcdlb policy failed more
-// calls than the load of grpc-go's round_robin among ls allows
-// (differential.Allowed: none more when sigmas is 0; sigmas standard
-// deviations more where failures are chance, e.g. a flaky backend's). Only
-// the calls started at or after since count: a scenario whose calls in
-// flight on a killed backend fail by chance passes the time it was gone. A
-// "+suffix" of a policy names a variant (a retry policy): each variant is
-// compared with round_robin's.
-func checkNoWorse(t testing.TB, ls []*load, since time.Time, sigmas float64) {
+// calls than the load of grpc-go's round_robin among ls (differential.Worse:
+// any more, or, with chance, more than chance explains, where which calls
+// fail is chance, e.g. those meeting a flaky backend). Only the calls
+// started at or after since count: a scenario whose calls in flight on a
+// killed backend fail passes the time it was gone. A "+suffix" of a policy
+// names a variant (a retry policy): each variant is compared with
+// round_robin's.
+func checkNoWorse(t testing.TB, ls []*load, since time.Time, chance bool) {
 	t.Helper()
 	groups := map[string][]differential.Result{}
 	var order []string
@@ -617,7 +617,7 @@ func checkNoWorse(t testing.TB, ls []*load, since time.Time, sigmas float64) {
 		groups[variant] = append(groups[variant], differential.Result{Policy: policy, Calls: l.calls.Load(), Failed: failed})
 	}
 	for _, v := range order {
-		if err := differential.Check(groups[v], sigmas); err != nil {
+		if err := differential.Check(groups[v], chance); err != nil {
 			t.Errorf("worse than grpc-go's %s%s: %v", differential.Reference, strings.TrimSuffix("+"+v, "+"), err)
 		}
 	}

@@ -76,7 +76,7 @@ func TestHostileRegistryData(t *testing.T) {
 	var logged atomic.Int64
 	cli := e.newClient(t)
 	var cs []*client
-	for _, p := range policies {
+	for _, p := range clientPolicies {
 		cs = append(cs, dial(t, cli, service, p, "", etcdlbresolver.WithMetrics(m), etcdlbresolver.WithLogger(testLogger(t, &logged))))
 	}
 	waitAddrs(t, cs, addrs...)
@@ -112,6 +112,7 @@ func TestHostileRegistryData(t *testing.T) {
 			t.Errorf("%s: %d of %d calls failed with garbage in the registry", l.c.policy, n, l.calls.Load())
 		}
 	}
+	checkNoWorse(t, ls, time.Time{}, false)
 	// Every client rejects every bad key once when it lists.
 	if want := float64(len(cs) * bad); rejected < want {
 		t.Errorf("rejected-values metric %.0f, want at least %.0f (%d clients × %d bad keys)", rejected, want, len(cs), bad)

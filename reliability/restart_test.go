@@ -53,4 +53,5 @@ func TestRollingRestart(t *testing.T) {
 			t.Errorf("%s: %d of %d calls failed during the rolling restart", l.c.policy, n, l.calls.Load())
 		}
 	}
+	checkNoWorse(t, ls, time.Time{}, false)
 }

@@ -29,7 +29,7 @@ func TestWaitForReady(t *testing.T) {
 	t.Run("registers_after_dial", func(t *testing.T) {
 		e := newEnv(t, embedetcd.Options{})
 		const service = "late"
-		cs := dialClients(t, e, service)
+		cs := dialAll(t, e.newClient(t), service)
 		wait, fast := wfrLoads(t, cs)
 		time.Sleep(wfrGap) // the fault itself: nothing registered
 		b := e.startBackend(t, service, 1, 5*time.Second)
@@ -40,7 +40,7 @@ func TestWaitForReady(t *testing.T) {
 		e := newEnv(t, embedetcd.Options{})
 		const service = "restart"
 		b := e.startBackend(t, service, 1, 5*time.Second)
-		cs := dialClients(t, e, service)
+		cs := dialAll(t, e.newClient(t), service)
 		waitAddrs(t, cs, b.Addr)
 		wait, fast := wfrLoads(t, cs)
 		waitAllMore(t, wait, 100)
@@ -63,16 +63,6 @@ func TestWaitForReady(t *testing.T) {
 		}
 		checkWaitForReady(t, "wait_for_ready_hard_restart", wait, fast, ": all 1 endpoints failing", gone, inflight)
 	})
-}
-
-// dialClients dials a client of every policy of clientPolicies.
-func dialClients(t *testing.T, e *env, service string) []*client {
-	cli := e.newClient(t)
-	var cs []*client
-	for _, p := range clientPolicies {
-		cs = append(cs, dial(t, cli, service, p, ""))
-	}
-	return cs
 }
 
 // wfrLoads starts, on each client, WaitForReady calls from 4 goroutines and
@@ -129,5 +119,5 @@ func checkWaitForReady(t *testing.T, scenario string, wait, fast []*load, want s
 			t.Errorf("%s: no fail-fast call failed with %q, e.g. %v", policy, policy+want, fs[0].err)
 		}
 	}
-	checkNoWorse(t, wait, since, 0)
+	checkNoWorse(t, wait, since, false)
 }

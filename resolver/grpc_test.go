@@ -2,7 +2,6 @@ package resolver_test
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,9 +11,10 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	_ "github.com/etcdlb/etcdlb/balancer" // etcdlb_weighted
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
+	"github.com/etcdlb/etcdlb/internal/differential"
+	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
-	"github.com/etcdlb/etcdlb/internal/workers"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -31,13 +31,20 @@ func startBackend(t testing.TB) *testserver.Server {
 }
 
 // dial returns a client of etcd:///service through etcdlb's resolver and
-// policy config lbConfig.
+// etcdlb_weighted with config lbConfig.
 func dial(t testing.TB, cli *clientv3.Client, service, lbConfig string) testgrpc.TestServiceClient {
+	t.Helper()
+	return dialPolicy(t, cli, service, etcdlb.WeightedName, lbConfig)
+}
+
+// dialPolicy returns a client of etcd:///service through etcdlb's resolver
+// and policy with config lbConfig.
+func dialPolicy(t testing.TB, cli *clientv3.Client, service, policy, lbConfig string) testgrpc.TestServiceClient {
 	t.Helper()
 	conn, err := grpc.NewClient("etcd:///"+service,
 		grpc.WithResolvers(etcdlbresolver.NewBuilder(cli, etcdlbresolver.WithLogger(testLogger(t)),
 			etcdlbresolver.WithBackoff(20*time.Millisecond, 500*time.Millisecond))),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"etcdlb_weighted":`+lbConfig+`}]}`),
+		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"`+policy+`":`+lbConfig+`}]}`),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -161,8 +168,9 @@ func totalConns(bs []*testserver.Server) int64 {
 }
 
 // TestEtcdDownCallsKeepFlowing stops etcd for several seconds under a steady
-// stream of calls: none fails, and a server registered after etcd is back is
-// picked.
+// stream of calls: none fails, none more than with grpc-go's round_robin on
+// the same resolver and servers, and a server registered after etcd is back
+// is picked.
 func TestEtcdDownCallsKeepFlowing(t *testing.T) {
 	e := newEnv(t)
 	bs := []*testserver.Server{startBackend(t), startBackend(t), startBackend(t)}
@@ -172,28 +180,30 @@ func TestEtcdDownCallsKeepFlowing(t *testing.T) {
 	}
 	c := dial(t, e.cli, "echo", `{}`)
 	waitSplit(t, c, bs, []float64{1, 2, 0})
+	ref := dialPolicy(t, e.cli, "echo", differential.Reference, `{}`)
+	callBatch(t, ref, 1, bs)
 
-	var calls, failed atomic.Int64
-	stop := workers.Start(2, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a stalled machine, not etcd, would miss 1 s
-		if _, err := c.EmptyCall(ctx, &testgrpc.Empty{}); err != nil {
-			failed.Add(1)
-			t.Logf("call failed: %v", err)
-		}
-		cancel()
-		calls.Add(1)
-		return true
-	})
+	counts := []*differential.Count{differential.NewCount(etcdlb.WeightedName), differential.NewCount(differential.Reference)}
+	var stops []func()
+	for i, client := range []testgrpc.TestServiceClient{c, ref} {
+		stops = append(stops, counts[i].Load(t, 2, func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a stalled machine, not etcd, would miss 1 s
+			defer cancel()
+			_, err := client.EmptyCall(ctx, &testgrpc.Empty{})
+			return err
+		}))
+	}
 	e.etcd.Stop(0)
 	time.Sleep(4 * time.Second) // the outage itself
 	if err := e.etcd.Restart(0); err != nil {
 		t.Fatal(err)
 	}
 	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: bs[2].Addr, Weight: 3})
-	waitSplit(t, c, bs, []float64{1, 2, 3})
-	stop()
-	if failed.Load() != 0 {
-		t.Errorf("%d of %d calls failed while etcd was down", failed.Load(), calls.Load())
+	if !poll.Until(waitTimeout, func() bool { return bs[2].Calls() >= 100 }) {
+		t.Fatalf("the server registered after the outage served %d calls", bs[2].Calls())
 	}
-	t.Logf("%d calls during the outage and after, %d failed", calls.Load(), failed.Load())
+	stops[1]() // the reference's calls would blur the split
+	waitSplit(t, c, bs, []float64{1, 2, 3})
+	stops[0]()
+	differential.NoneFailed(t, counts)
 }
