@@ -14,11 +14,13 @@ import (
 	"github.com/etcdlb/etcdlb/internal/poll"
 )
 
-// retryConfig is a service config with policy and a retry policy for
-// UNAVAILABLE: the library never retries by itself, the caller may.
+// retryConfig is a service config with policy, WaitForReady and a retry
+// policy for UNAVAILABLE, the README's for idempotent methods: the library
+// never retries by itself, the caller may. The method config's name must be
+// the called service's, or it does not apply.
 func retryConfig(policy string) string {
 	return fmt.Sprintf(`{"loadBalancingConfig":[{%q:{}}],"methodConfig":[{"name":[{"service":"grpc.testing.TestService"}],`+
-		`"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.05s","backoffMultiplier":2,`+
+		`"waitForReady":true,"retryPolicy":{"maxAttempts":3,"initialBackoff":"0.01s","maxBackoff":"0.05s","backoffMultiplier":2,`+
 		`"retryableStatusCodes":["UNAVAILABLE"]}}]}`, policy)
 }
 

@@ -407,12 +407,18 @@ type failure struct {
 const loadPace = 2 * time.Millisecond
 
 func startLoad(t *testing.T, c *client, goroutines int, timeout time.Duration, opts ...grpc.CallOption) *load {
+	return startPacedLoad(t, c, goroutines, loadPace, timeout, opts...)
+}
+
+// startPacedLoad is startLoad with pace in place of loadPace: a load of many
+// goroutines that must not take the cores from etcd.
+func startPacedLoad(t *testing.T, c *client, goroutines int, pace, timeout time.Duration, opts ...grpc.CallOption) *load {
 	l := &load{c: c, stopCh: make(chan struct{})}
 	for range goroutines {
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			tick := time.NewTicker(loadPace)
+			tick := time.NewTicker(pace)
 			defer tick.Stop()
 			for {
 				select {
