@@ -38,6 +38,18 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitValue waits, bounded, until the series name{labels} gathered from
+// reg is want. A gauge read at scrape time (endpoint states) or set after
+// the picker or resolver state it follows was pushed (spills, resolver
+// endpoints) may lag the calls that just succeeded.
+func waitValue(t *testing.T, reg *prometheus.Registry, what, name string, labels map[string]string, want float64) {
+	t.Helper()
+	var got float64
+	if !poll.Until(waitTimeout, func() bool { got, _ = value(t, reg, name, labels); return got == want }) {
+		t.Errorf("%s: %s%v = %v after %v, want %v", what, name, labels, got, waitTimeout, want)
+	}
+}
+
 // value returns the value of the series name{labels} gathered from reg,
 // and whether it exists.
 func value(t *testing.T, reg *prometheus.Registry, name string, labels map[string]string) (float64, bool) {
@@ -192,9 +204,10 @@ func TestBalancerMetricsFollowRealPicks(t *testing.T) {
 		if sum != 60 {
 			t.Errorf("%s: picks_total sums to %v over both endpoints, want 60", policy, sum)
 		}
-		if v, _ := value(t, reg, "etcdlb_balancer_endpoints", map[string]string{"policy": policy, "state": "ready"}); v != 4 {
-			t.Errorf("%s: %v ready endpoints counted, want 4 (2 per ClientConn)", policy, v)
-		}
+		// A ClientConn's second endpoint may still be connecting after its
+		// calls: WaitForReady calls need only one.
+		waitValue(t, reg, policy+": ready endpoints, 2 per ClientConn", "etcdlb_balancer_endpoints",
+			map[string]string{"policy": policy, "state": "ready"}, 4)
 		if v, _ := value(t, reg, "etcdlb_balancer_picker_rebuilds_total", map[string]string{"policy": policy, "service": "echo"}); v < 2 {
 			t.Errorf("%s: %v picker rebuilds, want at least 2", policy, v)
 		}
@@ -245,9 +258,7 @@ func TestPickFailuresCounted(t *testing.T) {
 	if v, _ := value(t, reg, "etcdlb_balancer_pick_failures_total", map[string]string{"reason": "unavailable"}); v < 1 {
 		t.Errorf("pick_failures_total{reason=unavailable} = %v, want at least 1", v)
 	}
-	if v, _ := value(t, reg, "etcdlb_balancer_endpoints", map[string]string{"state": "failing"}); v != 1 {
-		t.Errorf("endpoints{state=failing} = %v, want 1", v)
-	}
+	waitValue(t, reg, "the failing endpoint", "etcdlb_balancer_endpoints", map[string]string{"state": "failing"}, 1)
 }
 
 // TestResolverAndRegistrationMetrics runs a real registration and resolver
@@ -284,9 +295,8 @@ func TestResolverAndRegistrationMetrics(t *testing.T) {
 	if _, err := client.EmptyCall(ctx, &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := value(t, reg, "etcdlb_resolver_endpoints", map[string]string{"service": "echo"}); v != 1 {
-		t.Errorf("resolver_endpoints = %v, want 1", v)
-	}
+	// Set once the push has returned, maybe after the call.
+	waitValue(t, reg, "the endpoints pushed", "etcdlb_resolver_endpoints", map[string]string{"service": "echo"}, 1)
 	updates, _ := value(t, reg, "etcdlb_resolver_updates_total", map[string]string{"service": "echo"})
 	if _, err := cli.Put(ctx, "echo/127.0.0.1:1", `{"addr":"127.0.0.1:1","weight":-1}`); err != nil {
 		t.Fatal(err)
@@ -326,12 +336,9 @@ func TestZoneSpillCounted(t *testing.T) {
 	if _, err := testgrpc.NewTestServiceClient(conn).EmptyCall(context.Background(), &testpb.Empty{}, grpc.WaitForReady(true)); err != nil {
 		t.Fatal(err)
 	}
-	if v, _ := value(t, reg, "etcdlb_balancer_zone_spilled", map[string]string{"service": "echo"}); v != 1 {
-		t.Errorf("zone_spilled = %v, want 1", v)
-	}
-	if v, _ := value(t, reg, "etcdlb_balancer_zone_spills_total", map[string]string{"service": "echo"}); v != 1 {
-		t.Errorf("zone_spills_total = %v, want 1", v)
-	}
+	// Counted once the picker has been pushed, maybe after the call.
+	waitValue(t, reg, "spilling", "etcdlb_balancer_zone_spilled", map[string]string{"service": "echo"}, 1)
+	waitValue(t, reg, "one spill", "etcdlb_balancer_zone_spills_total", map[string]string{"service": "echo"}, 1)
 }
 
 // TestLeaseLossCounted revokes a registration's lease from outside: the
