@@ -169,8 +169,9 @@ func TestCrash(t *testing.T) {
 		bound[i] = before[i].inflight + sent - before[i].sent
 	}
 
-	// Calls keep flowing, and clients drop the victim once its lease ends.
-	waitAllMore(t, ls, 300)
+	// The key goes within the lease's TTL (read when it arrives, before the
+	// waits for calls below), calls keep flowing, and clients drop the
+	// victim once its lease ends.
 	var keyGone time.Duration
 	select {
 	case wr := <-wch:
@@ -186,6 +187,7 @@ func TestCrash(t *testing.T) {
 	if limit := 2*crashTTL + time.Second; keyGone > limit {
 		t.Errorf("victim's key left etcd %v after the kill, want within its TTL %v (limit %v)", keyGone, crashTTL, limit)
 	}
+	waitAllMore(t, ls, 300)
 	waitHas(t, cs, victim, false)
 	waitAllMore(t, ls, 300)
 

@@ -459,7 +459,12 @@ func (l *load) stop() {
 // waitMore waits until the load has made n more calls.
 func (l *load) waitMore(t testing.TB, n int64) {
 	t.Helper()
-	target := l.calls.Load() + n
+	l.waitCalls(t, l.calls.Load()+n)
+}
+
+// waitCalls waits until the load has made target calls in all.
+func (l *load) waitCalls(t testing.TB, target int64) {
+	t.Helper()
 	if !poll.Until(waitTimeout, func() bool { return l.calls.Load() >= target }) {
 		t.Fatalf("%s: load made %d calls, want %d, within %v", l.c.policy, l.calls.Load(), target, waitTimeout)
 	}
@@ -501,10 +506,17 @@ func startLoads(t *testing.T, cs []*client, goroutines int) []*load {
 	return ls
 }
 
+// waitAllMore waits until every load has made n more calls than it had
+// when called: the loads are counted from the same moment, so the wait lasts
+// as long as the slowest load's n calls, not the sum of all of them.
 func waitAllMore(t testing.TB, ls []*load, n int64) {
 	t.Helper()
-	for _, l := range ls {
-		l.waitMore(t, n)
+	targets := make([]int64, len(ls))
+	for i, l := range ls {
+		targets[i] = l.calls.Load() + n
+	}
+	for i, l := range ls {
+		l.waitCalls(t, targets[i])
 	}
 }
 
