@@ -6,8 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -31,19 +29,9 @@ func startBackend(t testing.TB) *testserver.Server {
 }
 
 // dial returns a client of etcd:///service through etcdlb's resolver and
-// policy config lbConfig.
+// etcdlb_weighted with config lbConfig.
 func dial(t testing.TB, cli *clientv3.Client, service, lbConfig string) testgrpc.TestServiceClient {
-	t.Helper()
-	conn, err := grpc.NewClient("etcd:///"+service,
-		grpc.WithResolvers(etcdlbresolver.NewBuilder(cli, etcdlbresolver.WithLogger(testLogger(t)),
-			etcdlbresolver.WithBackoff(20*time.Millisecond, 500*time.Millisecond))),
-		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"etcdlb_weighted":`+lbConfig+`}]}`),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return testgrpc.NewTestServiceClient(conn)
+	return dialPolicy(t, cli, service, "etcdlb_weighted", lbConfig)
 }
 
 // callBatch makes n calls and returns how many each backend got.
