@@ -74,7 +74,7 @@ type builder struct{ p *policy }
 func (b builder) Name() string { return b.p.name }
 
 func (b builder) Build(cc balancer.ClientConn, opts balancer.BuildOptions) balancer.Balancer {
-	return newBalancer(cc, opts, b.p)
+	return newBalancer(cc, opts, b.p, realClock{})
 }
 
 func (b builder) ParseConfig(js json.RawMessage) (serviceconfig.LoadBalancingConfig, error) {

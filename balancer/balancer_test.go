@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/connectivity"
@@ -20,17 +21,25 @@ import (
 var allPolicies = []string{etcdlb.RoundRobinName, etcdlb.WeightedName, etcdlb.LeastInflightName}
 
 func TestParseConfig(t *testing.T) {
+	second := etcdlb.Duration(time.Second)
 	tests := []struct {
 		policy, config string
 		want           etcdlb.Config
 		wantErr        string // a substring of the error; "" for none
 	}{
-		{policy: etcdlb.WeightedName, config: `{}`, want: etcdlb.Config{LocalZoneMinReady: 1}},
-		{policy: etcdlb.WeightedName, config: ``, want: etcdlb.Config{LocalZoneMinReady: 1}},
-		{policy: etcdlb.LeastInflightName, config: `{}`, want: etcdlb.Config{LocalZoneMinReady: 1, ChoiceCount: 2}},
+		{policy: etcdlb.WeightedName, config: `{}`, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second}},
+		{policy: etcdlb.WeightedName, config: ``, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second}},
+		{policy: etcdlb.LeastInflightName, config: `{}`, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second, ChoiceCount: 2}},
 		{policy: etcdlb.RoundRobinName, config: `{"localZone":"eu-1a","localZoneMinReady":3}`,
-			want: etcdlb.Config{LocalZone: "eu-1a", LocalZoneMinReady: 3}},
-		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":10}`, want: etcdlb.Config{LocalZoneMinReady: 1, ChoiceCount: 10}},
+			want: etcdlb.Config{LocalZone: "eu-1a", LocalZoneMinReady: 3, LocalZoneWait: second}},
+		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":10}`, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second, ChoiceCount: 10}},
+		{policy: etcdlb.WeightedName, config: `{"localZoneWait":"0.25s"}`,
+			want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: etcdlb.Duration(250 * time.Millisecond)}},
+		{policy: etcdlb.WeightedName, config: `{"localZoneWait":"0s"}`, want: etcdlb.Config{LocalZoneMinReady: 1}},
+		{policy: etcdlb.WeightedName, config: `{"localZoneWait":"-1s"}`, wantErr: "localZoneWait: -1s, must be from 0s to 20s"},
+		{policy: etcdlb.WeightedName, config: `{"localZoneWait":"21s"}`, wantErr: "localZoneWait: 21s, must be from 0s to 20s"},
+		{policy: etcdlb.WeightedName, config: `{"localZoneWait":"soon"}`, wantErr: `config field localZoneWait: "soon" is not a duration`},
+		{policy: etcdlb.WeightedName, config: `{"localZoneWait":1}`, wantErr: `config field localZoneWait: 1 is not a duration string`},
 		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":1}`, wantErr: "choiceCount: 1, must be from 2 to 10"},
 		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":11}`, wantErr: "choiceCount: 11"},
 		{policy: etcdlb.WeightedName, config: `{"choiceCount":2}`, wantErr: "choiceCount: only etcdlb_least_inflight"},

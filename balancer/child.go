@@ -3,6 +3,7 @@ package balancer
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/pickfirst"
@@ -33,9 +34,13 @@ type child struct {
 	counters *picker.Counters
 
 	// Guarded by parent.mu.
-	attrs   endpoint.Attrs
-	state   balancer.State
-	removed bool
+	attrs    endpoint.Attrs
+	state    balancer.State
+	removed  bool
+	appeared time.Time // when the resolver first sent the endpoint
+	// settled is set once the endpoint has been ready or failed: it is no
+	// longer on its first connection (see Config.LocalZoneWait).
+	settled bool
 
 	// lbMu serializes calls into pick_first, which top-down calls and
 	// exitIdle goroutines would otherwise make concurrently.
@@ -54,6 +59,7 @@ func (b *lb) newChild(ep resolver.Endpoint) *child {
 		parent:     b,
 		addr:       strings.Join(addrs, ","),
 		counters:   b.counters.next(),
+		appeared:   b.clock.Now(),
 		state:      balancer.State{ConnectivityState: connectivity.Connecting},
 	}
 	if b.policy.leastInflight {
@@ -69,6 +75,9 @@ func (c *child) UpdateState(s balancer.State) {
 	b.mu.Lock()
 	if !c.removed {
 		c.state = s
+		if s.ConnectivityState == connectivity.Ready || s.ConnectivityState == connectivity.TransientFailure {
+			c.settled = true
+		}
 		b.requestRebuildLocked()
 	}
 	b.mu.Unlock()

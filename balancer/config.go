@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/serviceconfig"
 
@@ -32,6 +33,19 @@ type Config struct {
 	// is rejected.
 	LocalZoneMinReady int `json:"localZoneMinReady,omitempty"`
 
+	// LocalZoneWait bounds how long picks wait for local endpoints that are
+	// connecting for the first time (since they appeared) before they
+	// spill to other zones: a fresh client otherwise sends its first calls
+	// to whichever zone connects first. While the local zone has too few
+	// ready endpoints but enough on their first connection, picks go to
+	// its ready ones, or wait when there are none. A local endpoint that
+	// fails spills at once, and a client already spilling keeps spilling
+	// until the local zone is ready. A duration string as in grpc's
+	// service configs ("1s", "0.25s"; Go's "250ms" also); default "1s",
+	// "0s" spills at once; more than 20s (grpc's minimum connect timeout)
+	// or negative is rejected.
+	LocalZoneWait Duration `json:"localZoneWait"`
+
 	// ChoiceCount is how many endpoints etcdlb_least_inflight samples per
 	// pick. Default 2; values outside [2, 10] are rejected. Only
 	// etcdlb_least_inflight accepts it.
@@ -40,11 +54,43 @@ type Config struct {
 
 const maxZoneLength = 256
 
+// Bounds of LocalZoneWait.
+const (
+	defaultLocalZoneWait = Duration(time.Second)
+	maxLocalZoneWait     = Duration(20 * time.Second)
+)
+
+// Duration is a time.Duration written in JSON as a string, "1s" or "0.5s".
+type Duration time.Duration
+
+// MarshalJSON writes d as time.Duration.String does, which UnmarshalJSON reads back.
+func (d Duration) MarshalJSON() ([]byte, error) {
+	return json.Marshal(time.Duration(d).String())
+}
+
+// UnmarshalJSON reads a duration string ("1s", "0.5s", "250ms"); null
+// leaves d as it is.
+func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("%s is not a duration string such as \"1s\"", b)
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as \"1s\" or \"0.5s\"", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
 // configFields are the JSON names of Config's fields.
-var configFields = []string{"localZone", "localZoneMinReady", "choiceCount"}
+var configFields = []string{"localZone", "localZoneMinReady", "localZoneWait", "choiceCount"}
 
 func defaultConfig(p *policy) *Config {
-	c := &Config{LocalZoneMinReady: 1}
+	c := &Config{LocalZoneMinReady: 1, LocalZoneWait: defaultLocalZoneWait}
 	if p.leastInflight {
 		c.ChoiceCount = picker.DefaultChoiceCount
 	}
@@ -70,11 +116,14 @@ func parseConfig(p *policy, js json.RawMessage) (*Config, error) {
 		}
 	}
 	if err := json.Unmarshal(js, c); err != nil {
-		return nil, fmt.Errorf("%s: config %s: %w", p.name, js, err)
+		return nil, fmt.Errorf("%s: config %s: %w", p.name, js, fieldError(fields, err))
 	}
 	switch {
 	case len(c.LocalZone) > maxZoneLength:
 		return nil, fmt.Errorf("%s: config field localZone: longer than %d bytes", p.name, maxZoneLength)
+	case c.LocalZoneWait < 0 || c.LocalZoneWait > maxLocalZoneWait:
+		return nil, fmt.Errorf("%s: config field localZoneWait: %v, must be from 0s to %v", p.name,
+			time.Duration(c.LocalZoneWait), time.Duration(maxLocalZoneWait))
 	case c.LocalZoneMinReady < 1:
 		return nil, fmt.Errorf("%s: config field localZoneMinReady: %d, must be at least 1", p.name, c.LocalZoneMinReady)
 	case !p.leastInflight && c.ChoiceCount != 0:
@@ -84,4 +133,16 @@ func parseConfig(p *policy, js json.RawMessage) (*Config, error) {
 			p.name, c.ChoiceCount, picker.MinChoiceCount, picker.MaxChoiceCount)
 	}
 	return c, nil
+}
+
+// fieldError names the field of fields whose value err is about: the
+// errors of a field's own UnmarshalJSON do not.
+func fieldError(fields map[string]json.RawMessage, err error) error {
+	for name, v := range fields {
+		var c Config
+		if json.Unmarshal([]byte(fmt.Sprintf("{%q:%s}", name, v)), &c) != nil {
+			return fmt.Errorf("config field %s: %w", name, err)
+		}
+	}
+	return err
 }

@@ -3,6 +3,7 @@ package balancer_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -178,5 +179,25 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	if !poll.Until(waitTimeout, cond) {
 		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// TestLeastInflightWeightsOverRealConnections: calls made one after the
+// other never overlap, and least-inflight must still follow the weights
+// (issue 12: 1:2:3 got 0.34/0.34/0.32).
+func TestLeastInflightWeightsOverRealConnections(t *testing.T) {
+	ss := backends(t, 3)
+	r := static.New("li-weights", epFor(ss[0], 1, ""), epFor(ss[1], 2, ""), epFor(ss[2], 3, ""))
+	client := dial(t, r, etcdlb.LeastInflightName, `{}`)
+	waitFor(t, "calls on every backend", func() bool {
+		got := calls(t, client, ss, 60)
+		return got[0] > 0 && got[1] > 0 && got[2] > 0
+	})
+	const n = 3000
+	got := calls(t, client, ss, n)
+	for i, want := range []float64{1.0 / 6, 2.0 / 6, 3.0 / 6} {
+		if share := float64(got[i]) / n; math.Abs(share-want) > 0.05 {
+			t.Errorf("backend %d (weight %d): share %.3f of %d sequential calls, want %.3f ± 0.05 (split %v)", i, i+1, share, n, want, got)
+		}
 	}
 }

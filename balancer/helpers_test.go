@@ -10,7 +10,7 @@ import (
 	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/serviceconfig"
 
-	_ "github.com/etcdlb/etcdlb/balancer"
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/fakecc"
 )
@@ -27,6 +27,13 @@ type harness struct {
 
 func newHarness(t *testing.T, policy, config string, autoReady bool) *harness {
 	t.Helper()
+	return newHarnessClock(t, policy, config, autoReady, nil)
+}
+
+// newHarnessClock is newHarness with the policy's time read from clk, when
+// it is not nil.
+func newHarnessClock(t *testing.T, policy, config string, autoReady bool, clk *etcdlb.FakeClock) *harness {
+	t.Helper()
 	b := balancer.Get(policy)
 	if b == nil {
 		t.Fatalf("policy %q is not registered", policy)
@@ -37,7 +44,12 @@ func newHarness(t *testing.T, policy, config string, autoReady bool) *harness {
 	}
 	cc := fakecc.New()
 	cc.AutoReady = autoReady
-	h := &harness{t: t, cc: cc, lb: b.Build(cc, balancer.BuildOptions{}), cfg: cfg}
+	h := &harness{t: t, cc: cc, cfg: cfg}
+	if clk != nil {
+		h.lb = etcdlb.BuildWithClock(policy, cc, clk)
+	} else {
+		h.lb = b.Build(cc, balancer.BuildOptions{})
+	}
 	t.Cleanup(func() { h.lb.Close(); cc.Close() })
 	return h
 }

@@ -31,6 +31,7 @@ type lb struct {
 	cc     balancer.ClientConn
 	opts   balancer.BuildOptions
 	policy *policy
+	clock  clock
 
 	// Used only by UpdateClientConnState (through newChild), which grpc-go
 	// never calls concurrently.
@@ -54,6 +55,9 @@ type lb struct {
 	rebuilding bool // a goroutine is rebuilding the picker
 	closed     bool
 	spilled    bool // the last picker left the local zone
+	// stopWait stops the timer that rebuilds the picker when the wait for
+	// the local zone's first connections ends (Config.LocalZoneWait).
+	stopWait func() bool
 	// current is the picker in use. Round robin and weighted pickers count
 	// their picks in their sequence (see picker.Picks); they are folded into
 	// the children's counters one rebuild after the picker is replaced, as
@@ -67,11 +71,12 @@ type lb struct {
 	metricsSrc *metrics.Metrics
 }
 
-func newBalancer(cc balancer.ClientConn, opts balancer.BuildOptions, p *policy) *lb {
+func newBalancer(cc balancer.ClientConn, opts balancer.BuildOptions, p *policy, clk clock) *lb {
 	return &lb{
 		cc:       cc,
 		opts:     opts,
 		policy:   p,
+		clock:    clk,
 		cfg:      defaultConfig(p),
 		children: resolver.NewEndpointMap[*child](),
 	}
@@ -201,6 +206,7 @@ func (b *lb) Close() {
 	b.mu.Lock()
 	b.setMetricsLocked(nil)
 	b.closed = true
+	b.stopWaitLocked()
 	children := b.order
 	b.order = nil
 	b.children = resolver.NewEndpointMap[*child]()
@@ -242,6 +248,7 @@ func (b *lb) rebuildLocked() {
 	var ready []picker.Endpoint
 	var pending int
 	var failing []*child
+	firstConnecting := b.waitForLocalLocked()
 	for _, c := range b.order {
 		switch c.state.ConnectivityState {
 		case connectivity.Ready:
@@ -271,9 +278,12 @@ func (b *lb) rebuildLocked() {
 	// A pick made on the picker retired before, after this, is lost.
 	picker.Picks(b.retired, func(e *picker.Endpoint, n uint64) { e.Counters.AddPicks(n) })
 	b.retired, b.current = b.current, nil
+	var sel picker.Selection
+	if len(ready) > 0 {
+		sel = picker.Select(ready, b.cfg.LocalZone, b.cfg.LocalZoneMinReady, firstConnecting)
+	}
 	switch {
-	case len(ready) > 0:
-		sel := picker.Select(ready, b.cfg.LocalZone, b.cfg.LocalZoneMinReady)
+	case len(sel.Endpoints) > 0:
 		b.spilled = sel.Spilled
 		b.current = b.policy.newPicker(sel.Endpoints, b.cfg, picker.Counting{
 			Striped:   b.contended.Load(),
@@ -284,7 +294,7 @@ func (b *lb) rebuildLocked() {
 			Picker:            b.current,
 		})
 	case pending > 0:
-		// Picks wait for a child to become ready.
+		// Picks wait for a child to become ready, or for the local zone.
 		b.cc.UpdateState(balancer.State{
 			ConnectivityState: connectivity.Connecting,
 			Picker:            &failPicker{err: balancer.ErrNoSubConnAvailable, count: queued},

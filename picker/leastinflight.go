@@ -1,6 +1,7 @@
 package picker
 
 import (
+	"math/bits"
 	"math/rand/v2"
 
 	"google.golang.org/grpc/balancer"
@@ -14,9 +15,13 @@ const (
 )
 
 // NewLeastInflight returns a picker that samples choiceCount endpoints at
-// random and picks the one with the fewest outstanding RPCs per unit of
-// weight (the "power of two choices" when choiceCount is 2). With no more
-// endpoints than choices it compares them all. Every endpoint must have an
+// random, in proportion to their weights, and picks the one with the fewest
+// outstanding RPCs per unit of weight (the "power of two choices" when
+// choiceCount is 2). With no more endpoints than choices it compares them
+// all, from one sampled in proportion to its weight. Ties go to the first
+// sample, so that the weights hold at any concurrency: calls that never
+// overlap, which tie at 0 in flight, are spread in proportion to the
+// weights, as Envoy's least-request spreads them. Every endpoint must have
 // Counters and a Done that ends the RPC (Counters.Done); eps must not be
 // empty.
 // choiceCount is clamped to [MinChoiceCount, MaxChoiceCount].
@@ -29,6 +34,7 @@ func NewLeastInflight(eps []Endpoint, choiceCount int) balancer.Picker {
 			loads[i].result = results[i]
 		}
 	}
+	aliasTable(loads)
 	p := &leastInflight{
 		loads:   isolate(loads),
 		fixed:   results != nil,
@@ -56,16 +62,20 @@ type leastInflight struct {
 type load struct {
 	counters *Counters
 	weight   uint32
-	result   balancer.PickResult // when fixed
-	_        [64 - 48]byte
+	// alias and cut make the loads an alias table of the weights (see
+	// sample).
+	alias  uint32
+	cut    uint64
+	result balancer.PickResult // when fixed
+	_      [64 - 56]byte
 }
 
 func (p *leastInflight) Pick(info balancer.PickInfo) (balancer.PickResult, error) {
 	var best int
 	if n := len(p.loads); n <= p.choices {
-		// Few endpoints: compare them all, from a random start so that ties
-		// do not always go to the first.
-		start := rand.IntN(n)
+		// Few endpoints: compare them all, from a sampled start, which
+		// wins ties.
+		start := p.sample(rand.Uint32())
 		best = start
 		for k := 1; k < n; k++ {
 			best = p.better(best, (start+k)%n)
@@ -73,9 +83,13 @@ func (p *leastInflight) Pick(info balancer.PickInfo) (balancer.PickResult, error
 	} else {
 		for k := 0; k < p.choices; k += 2 {
 			// One 64-bit random number gives two distinct samples, so that
-			// the busiest endpoint never wins a pair.
+			// the busiest endpoint never wins a pair: i in proportion to
+			// the weights, which decides when loads tie, and j uniformly
+			// among the others, which only needs to be a fair rival (a
+			// weighted j would cost a second table lookup, and a cache
+			// line at large N).
 			r := rand.Uint64()
-			i := scale(uint32(r), n)
+			i := p.sample(uint32(r))
 			if k == 0 {
 				best = i
 			} else {
@@ -112,6 +126,71 @@ func (p *leastInflight) better(a, b int) int {
 		return b
 	}
 	return a
+}
+
+// sample maps a uniform 32-bit number r onto an endpoint, each in
+// proportion to its weight, in O(1): Walker's alias method. r scaled by the
+// number of endpoints gives a uniform endpoint i in its high 32 bits and a
+// uniform fraction in its low 32; below i's cut the pick is i, above it
+// i's alias. With equal weights every cut is 2^32 and no alias is taken.
+func (p *leastInflight) sample(r uint32) int {
+	x := uint64(r) * uint64(len(p.loads))
+	i := int(x >> 32)
+	// Both read before the test, so that the compiler chooses with a
+	// conditional move: with unequal weights the test is a coin toss.
+	l := &p.loads[i]
+	alias := int(l.alias)
+	if uint64(uint32(x)) >= l.cut {
+		i = alias
+	}
+	return i
+}
+
+// aliasTable sets the loads' cut and alias from their weights (Vose's
+// construction of Walker's alias table, in integers): endpoint i's bucket
+// of the uniform draw keeps the fraction cut/2^32 for i and gives the rest
+// to alias. All weights 0 count as equal.
+func aliasTable(loads []load) {
+	n := uint64(len(loads))
+	var total uint64
+	for i := range loads {
+		total += uint64(loads[i].weight)
+	}
+	// Each bucket holds total; endpoint i brings weight*n of it.
+	share := make([]uint64, n)
+	var small, large []int
+	for i := range loads {
+		share[i] = uint64(loads[i].weight) * n
+		if total == 0 {
+			share[i] = 1
+		}
+		loads[i].alias, loads[i].cut = uint32(i), 1<<32
+	}
+	if total == 0 {
+		return
+	}
+	for i, s := range share {
+		if s < total {
+			small = append(small, i)
+		} else {
+			large = append(large, i)
+		}
+	}
+	for len(small) > 0 && len(large) > 0 {
+		s, l := small[len(small)-1], large[len(large)-1]
+		small = small[:len(small)-1]
+		// s keeps share[s]/total of its bucket (share[s] < total, so the
+		// quotient fits); l takes the rest from its own share.
+		hi, lo := bits.Mul64(share[s], 1<<32)
+		loads[s].cut, _ = bits.Div64(hi, lo, total)
+		loads[s].alias = uint32(l)
+		share[l] -= total - share[s]
+		if share[l] < total {
+			large = large[:len(large)-1]
+			small = append(small, l)
+		}
+	}
+	// What is left fills its own bucket, up to rounding.
 }
 
 // scale maps a uniform 32-bit number onto [0, n) without a division.

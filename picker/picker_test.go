@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"google.golang.org/grpc/balancer"
 
@@ -528,5 +529,116 @@ func TestPicksAreCountedFromTheSequence(t *testing.T) {
 				t.Errorf("counted %v, picked %v", got, want)
 			}
 		})
+	}
+}
+
+// TestLeastInflightFollowsWeightsSequentially: calls that never overlap
+// tie at 0 in flight; they must still be spread in proportion to the
+// weights (issue 12: weights 1:2:3 got 0.34/0.34/0.32), whether the picker
+// samples pairs or compares every endpoint.
+func TestLeastInflightFollowsWeightsSequentially(t *testing.T) {
+	for _, tc := range []struct {
+		weights []uint32
+		choices int
+	}{
+		{[]uint32{1, 2, 3}, 2},
+		{[]uint32{1, 2, 3}, 3},
+		{[]uint32{1, 2, 3}, 10},
+		{[]uint32{5, 1, 1, 1, 1, 1}, 2},
+		{[]uint32{1, 100, 7, 3, 40, 1, 1, 2, 10, 0}, 4},
+	} {
+		t.Run(fmt.Sprint(tc.weights, " choices=", tc.choices), func(t *testing.T) {
+			eps := endpoints(tc.weights...)
+			p := NewLeastInflight(eps, tc.choices)
+			const picks = 100_000
+			got := make([]int64, len(eps))
+			for range picks {
+				i, r := picked(t, p)
+				got[i]++
+				r.Done(balancer.DoneInfo{})
+			}
+			var sum float64
+			for _, w := range tc.weights {
+				sum += float64(w)
+			}
+			var chi2 float64
+			dof := -1
+			for i, w := range tc.weights {
+				want := float64(w) / sum
+				share := float64(got[i]) / picks
+				if math.Abs(share-want) > 0.05 {
+					t.Errorf("endpoint %d (weight %d): share %.3f, want %.3f ± 0.05", i, w, share, want)
+				}
+				if w == 0 {
+					if got[i] != 0 {
+						t.Errorf("endpoint %d (weight 0) got %d picks", i, got[i])
+					}
+					continue
+				}
+				dof++
+				chi2 += (float64(got[i]) - want*picks) * (float64(got[i]) - want*picks) / (want * picks)
+			}
+			// Chi-square's critical values at p = 1e-6, by degrees of
+			// freedom: a correct picker fails once in a million runs.
+			crit := map[int]float64{2: 27.6, 5: 35.9, 8: 42.7}[dof]
+			if chi2 > crit {
+				t.Errorf("picks %v against weights %v: chi-square %.1f > %.1f (p < 1e-6, %d degrees of freedom)",
+					got, tc.weights, chi2, crit, dof)
+			}
+		})
+	}
+}
+
+// TestLeastInflightWeightedUnderLoad holds every picked call open on
+// weights 1:2:3: the calls in flight stay in proportion to the weights, and
+// a busy endpoint is still avoided.
+func TestLeastInflightWeightedUnderLoad(t *testing.T) {
+	for _, choices := range []int{2, 3} {
+		eps := endpoints(1, 2, 3)
+		p := NewLeastInflight(eps, choices)
+		for range 600 {
+			picked(t, p)
+		}
+		for i, want := range []int64{100, 200, 300} {
+			if got := eps[i].Counters.Inflight(); got < want-3 || got > want+3 {
+				t.Errorf("choices %d: endpoint %d (weight %d) in flight %d, want %d ± 3", choices, i, i+1, got, want)
+			}
+		}
+	}
+}
+
+func TestAliasTableIsExact(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 500 {
+		weights := make([]uint32, 1+rng.IntN(20))
+		var sum uint64
+		for i := range weights {
+			weights[i] = uint32(rng.IntN(1000))
+			sum += uint64(weights[i])
+		}
+		p := NewLeastInflight(endpoints(weights...), 2).(*leastInflight)
+		// Each endpoint's probability, summed over the buckets, in units
+		// of 2^-32 of a bucket.
+		mass := make([]float64, len(weights))
+		for i, l := range p.loads {
+			mass[i] += float64(l.cut)
+			mass[l.alias] += float64(uint64(1)<<32 - l.cut)
+		}
+		for i, w := range weights {
+			want := 1.0 / float64(len(weights))
+			if sum > 0 {
+				want = float64(w) / float64(sum)
+			}
+			got := mass[i] / float64(len(weights)) / (1 << 32)
+			if math.Abs(got-want) > 1e-6 {
+				t.Fatalf("weights %v: endpoint %d sampled with probability %v, want %v", weights, i, got, want)
+			}
+		}
+	}
+}
+
+func TestLoadIsOneCacheLine(t *testing.T) {
+	if size := unsafe.Sizeof(load{}); size != 64 {
+		t.Errorf("load is %d bytes, want 64", size)
 	}
 }
