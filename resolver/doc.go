@@ -38,7 +38,13 @@
 // always draining the keepalive channel. If the lease is lost (expired during
 // a partition, revoked, or etcd restarted without its data) it grants a new
 // one and writes the key again, forever, with backoff; State tells where it
-// stands. SetWeight, SetZone and Drain change the key in place.
+// stands. SetWeight, SetZone and Drain change the key in place. A zero Weight
+// registers the default weight 1; Drained registers weight 0. Register refuses
+// an address no client can dial (0.0.0.0, [::], port 0) and a key that another
+// registration's lease holds (ErrKeyHeld, naming the lease) unless given
+// WithTakeover. Give Register a context with a timeout: it waits for etcd, and
+// when the context ends it returns the context's error with the last cause.
+// Lease IDs are logged in hex, as etcdctl prints them.
 //
 // # Operator overrides
 //
