@@ -9,6 +9,10 @@
 //		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"etcdlb_weighted":{}}]}`),
 //		grpc.WithTransportCredentials(insecure.NewCredentials()))
 //
+// Importing this package registers etcdlb's load-balancing policies too
+// (package balancer), so a service config can name them without a blank
+// import of their own.
+//
 // The resolver lists <prefix><service>/ and the service's overrides in one
 // read, then watches both from the next revision. Every change becomes one
 // UpdateState whose endpoints are sorted by address and carry weight, zone and

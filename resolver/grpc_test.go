@@ -12,7 +12,6 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	_ "github.com/etcdlb/etcdlb/balancer" // etcdlb_weighted
 	"github.com/etcdlb/etcdlb/internal/testserver"
 	"github.com/etcdlb/etcdlb/internal/workers"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"

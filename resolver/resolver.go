@@ -17,6 +17,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/resolver"
 
+	// Every program with an etcd client gets the policies: without them
+	// grpc says only "no supported policies found in config". The import
+	// is one way: the balancer knows nothing of etcd.
+	_ "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/metrics"
 )
