@@ -375,6 +375,7 @@ func (b *lb) unavailableLocked(failing []*child) error {
 		if b.resolverErr != nil {
 			fmt.Fprintf(&msg, "; resolver error: %v", b.resolverErr)
 		}
+		msg.WriteString(unresolvedTargetHint(b.opts.Target))
 		return status.Error(codes.Unavailable, msg.String())
 	}
 	fmt.Fprintf(&msg, "all %d endpoints failing", len(failing))
