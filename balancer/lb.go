@@ -144,7 +144,12 @@ func (b *lb) UpdateClientConnState(ccs balancer.ClientConnState) error {
 
 	b.mu.Lock()
 	b.cfg = cfg
-	b.resolverErr = nil
+	switch why := endpoint.NoEndpointsReason(ccs.ResolverState); {
+	case len(order) > 0:
+		b.resolverErr = nil
+	case why != nil:
+		b.resolverErr = why
+	} // else the last resolver error still says why there are none
 	b.children = children
 	b.order = order
 	for i, c := range order {

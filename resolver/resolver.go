@@ -542,16 +542,21 @@ func (r *etcdResolver) push() {
 	if r.opts.metrics != nil {
 		state = metrics.Attach(state, r.opts.metrics)
 	}
-	err := r.cc.UpdateState(state)
-	if h := r.opts.resolverHooks.Update; h != nil {
-		h(r.service, len(eps))
-	}
+	var why error
 	if len(eps) == 0 {
 		msg := fmt.Sprintf("etcdlb: service %q has no endpoints in etcd under %q", r.service, r.svcPrefix)
 		if rejected > 0 {
 			msg += fmt.Sprintf(" (%d rejected, see the log)", rejected)
 		}
-		r.cc.ReportError(errors.New(msg))
+		why = errors.New(msg)
+		state = endpoint.WithNoEndpointsReason(state, why) // for the first calls
+	}
+	err := r.cc.UpdateState(state)
+	if h := r.opts.resolverHooks.Update; h != nil {
+		h(r.service, len(eps))
+	}
+	if why != nil {
+		r.cc.ReportError(why)
 	} else if err != nil {
 		r.log.Debug("etcdlb: UpdateState", "err", err)
 	}
