@@ -27,7 +27,7 @@ func withEtcdCause(cli *clientv3.Client, err error) error {
 	if why := etcdUnreachable(cli); why != nil {
 		return fmt.Errorf("%w (%v)", err, why)
 	}
-	return err
+	return fmt.Errorf("%w (etcd at %s is connected but did not answer in time)", err, strings.Join(cli.Endpoints(), ","))
 }
 
 // etcdUnreachable says why cli cannot reach etcd: the error of a TCP dial to
@@ -51,7 +51,11 @@ func etcdUnreachable(cli *clientv3.Client) error {
 	wg.Wait()
 	var msg []string
 	for i, err := range errs {
-		if err != nil {
+		switch {
+		case err == nil:
+		case len(eps) == 1:
+			msg = append(msg, err.Error())
+		default:
 			msg = append(msg, fmt.Sprintf("%s: %v", eps[i], err))
 		}
 	}
@@ -60,7 +64,7 @@ func etcdUnreachable(cli *clientv3.Client) error {
 		if conn == nil || conn.GetState() == connectivity.Ready {
 			return nil
 		}
-		msg = append(msg, "every endpoint accepts TCP connections, but the etcd client's connection is "+conn.GetState().String()+" (TLS or certificates?)")
+		msg = append(msg, "accepts TCP connections, but the etcd connection is "+conn.GetState().String()+" (TLS or certificates?)")
 	}
 	return fmt.Errorf("etcd at %s: %s", strings.Join(eps, ","), strings.Join(msg, "; "))
 }

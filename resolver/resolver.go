@@ -137,7 +137,7 @@ func (r *etcdResolver) run() {
 			r.etcdError("list", err)
 			if !r.sent {
 				// Never an empty set for a failed read; but say why RPCs wait.
-				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v%s", r.svcPrefix, err, r.connState(err)))
+				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v", r.svcPrefix, withEtcdCause(r.cli, err)))
 				r.sent = true
 			}
 			if !sleepCtx(r.ctx, r.opts.backoff(failures)) {
@@ -166,18 +166,6 @@ func (r *etcdResolver) run() {
 			return
 		}
 	}
-}
-
-// connState describes the etcd connection when err is a bare timeout, which
-// says nothing about why (e.g. a refused TLS handshake).
-func (r *etcdResolver) connState(err error) string {
-	if !errors.Is(err, context.DeadlineExceeded) {
-		return ""
-	}
-	if conn := r.cli.ActiveConnection(); conn != nil {
-		return fmt.Sprintf(" (etcd connection %s)", conn.GetState())
-	}
-	return ""
 }
 
 // resetConnectBackoff has cli reconnect now if it is waiting out gRPC's

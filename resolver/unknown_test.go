@@ -4,11 +4,13 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver"
 
 	"github.com/etcdlb/etcdlb/endpoint"
+	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
 // TestUnknownServiceFirstCallSaysWhy makes the first call of fresh clients
@@ -38,4 +40,22 @@ func TestEmptyStateCarriesReason(t *testing.T) {
 	if err := endpoint.NoEndpointsReason(s); err == nil || !strings.Contains(err.Error(), "no endpoints in etcd") {
 		t.Fatalf("empty state's reason: %v", err)
 	}
+}
+
+// TestEtcdDownAtStartNamesCause builds a resolver while etcd is down: its
+// error names the etcd endpoints and why they cannot be reached.
+func TestEtcdDownAtStartNamesCause(t *testing.T) {
+	e := newEnv(t)
+	e.etcd.Stop(0)
+	cc, _ := build(t, e.cli, "echo", etcdlbresolver.WithRequestTimeout(300*time.Millisecond))
+	cc.waitFor(t, "an error", func(_ *resolver.State, errs []error) bool { return len(errs) > 0 })
+	cc.mu.Lock()
+	err := cc.errs[0]
+	cc.mu.Unlock()
+	for _, want := range []string{`cannot list "echo/"`, e.cli.Endpoints()[0], "connection refused"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("resolver error %q does not say %q", err, want)
+		}
+	}
+	t.Logf("resolver error: %v", err)
 }
