@@ -20,7 +20,10 @@
 // arrive together are pushed together. Build never waits for etcd.
 //
 // A service without instances gets an empty state and a ReportError that
-// says so, so RPCs fail with that message instead of hanging. A key whose
+// say so (the state through endpoint.WithNoEndpointsReason, so that even the
+// first call of a ClientConn has the reason), so RPCs fail with that message
+// instead of hanging. When etcd cannot be reached the error names its
+// endpoints and why (e.g. connection refused). A key whose
 // value cannot be used is skipped and logged with its key and reason (see
 // value.go); the rest of the service is unaffected.
 //

@@ -75,9 +75,8 @@ func run(etcd, listen, metricsAddr string, r resolver.Registration) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // Register waits for etcd
 	defer cancel()
-	reg, err := resolver.Register(ctx, cli, resolver.Registration{
-		Service: r.Service, Addr: lis.Addr().String(), Weight: r.Weight, Drained: r.Drained, Zone: r.Zone},
-		resolver.WithTTL(10*time.Second), resolver.WithMetrics(m))
+	r.Addr = lis.Addr().String() // what clients dial
+	reg, err := resolver.Register(ctx, cli, r, resolver.WithTTL(10*time.Second), resolver.WithMetrics(m))
 	if err != nil {
 		return err
 	}
