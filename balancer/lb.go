@@ -148,7 +148,12 @@ func (b *lb) UpdateClientConnState(ccs balancer.ClientConnState) error {
 
 	b.mu.Lock()
 	b.cfg = cfg
-	b.resolverErr = nil
+	switch why := endpoint.NoEndpointsReason(ccs.ResolverState); {
+	case len(order) > 0:
+		b.resolverErr = nil
+	case why != nil:
+		b.resolverErr = why
+	} // else the last resolver error still says why there are none
 	b.children = children
 	b.order = order
 	for i, c := range order {
@@ -389,6 +394,7 @@ func (b *lb) unavailableLocked(failing []*child) error {
 		if b.resolverErr != nil {
 			fmt.Fprintf(&msg, "; resolver error: %v", b.resolverErr)
 		}
+		msg.WriteString(unresolvedTargetHint(b.opts.Target))
 		return errors.New(msg.String())
 	}
 	fmt.Fprintf(&msg, "all %d endpoints failing", len(failing))

@@ -9,6 +9,9 @@
 // Attributes live on the Endpoint, never on its Addresses: grpc-go keys its
 // SubConns on the address attributes, so a weight stored there would turn every
 // weight change into a reconnect.
+//
+// One attribute lives on the resolver.State: why a state has no endpoints
+// (WithNoEndpointsReason), which the policies put in their error.
 package endpoint
 
 import (

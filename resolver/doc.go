@@ -9,6 +9,10 @@
 //		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"etcdlb_weighted":{}}]}`),
 //		grpc.WithTransportCredentials(insecure.NewCredentials()))
 //
+// Importing this package registers etcdlb's load-balancing policies too
+// (package balancer), so a service config can name them without a blank
+// import of their own.
+//
 // The resolver lists <prefix><service>/ and the service's overrides in one
 // read, then watches both from the next revision. Every change becomes one
 // UpdateState whose endpoints are sorted by address and carry weight, zone and
@@ -16,7 +20,10 @@
 // arrive together are pushed together. Build never waits for etcd.
 //
 // A service without instances gets an empty state and a ReportError that
-// says so, so RPCs fail with that message instead of hanging. A key whose
+// say so (the state through endpoint.WithNoEndpointsReason, so that even the
+// first call of a ClientConn has the reason), so RPCs fail with that message
+// instead of hanging. When etcd cannot be reached the error names its
+// endpoints and why (e.g. connection refused). A key whose
 // value cannot be used is skipped and logged with its key and reason (see
 // value.go); the rest of the service is unaffected.
 //
@@ -38,7 +45,13 @@
 // always draining the keepalive channel. If the lease is lost (expired during
 // a partition, revoked, or etcd restarted without its data) it grants a new
 // one and writes the key again, forever, with backoff; State tells where it
-// stands. SetWeight, SetZone and Drain change the key in place.
+// stands. SetWeight, SetZone and Drain change the key in place. A zero Weight
+// registers the default weight 1; Drained registers weight 0. Register refuses
+// an address no client can dial (0.0.0.0, [::], port 0) and a key that another
+// registration's lease holds (ErrKeyHeld, naming the lease) unless given
+// WithTakeover. Give Register a context with a timeout: it waits for etcd, and
+// when the context ends it returns the context's error with the last cause.
+// Lease IDs are logged in hex, as etcdctl prints them.
 //
 // # Operator overrides
 //

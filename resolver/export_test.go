@@ -1,9 +1,12 @@
 package resolver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdlb/etcdlb/internal/hooks"
 )
@@ -47,4 +50,11 @@ func DecodeSlowForTest(b []byte) (Value, error) {
 // WithStateHookForTest reports every registration state change.
 func WithStateHookForTest(f func(state string)) Option {
 	return func(o *options) { o.regHooks = hooks.Registration{State: func(_, _, s string) { f(s) }} }
+}
+
+// ClaimForTest has r claim its key under lease, as a re-registration after
+// prev does.
+func ClaimForTest(ctx context.Context, r *Registrar, lease, prev clientv3.LeaseID) error {
+	_, err := r.claim(ctx, lease, prev)
+	return err
 }

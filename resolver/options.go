@@ -24,6 +24,7 @@ type options struct {
 	revisionCheckEvery time.Duration
 	dataLossGrace      time.Duration
 	metrics            *metrics.Metrics
+	takeover           bool
 	resolverHooks      hooks.Resolver
 	regHooks           hooks.Registration
 }
@@ -104,6 +105,13 @@ func WithResolveNowInterval(d time.Duration) Option {
 func WithTTL(d time.Duration) Option {
 	return func(o *options) { o.ttl = max(d, time.Second) }
 }
+
+// WithTakeover lets Register replace a key that another registration's lease
+// holds (another server with the same address, or this server's previous run
+// that crashed less than a TTL ago). Without it Register refuses such a key
+// with ErrKeyHeld. The other Registrar keeps its lease and gets the key back
+// when this one's ends.
+func WithTakeover() Option { return func(o *options) { o.takeover = true } }
 
 // WithMetrics reports the resolver's and the registration's metrics to m,
 // and passes m on to the load-balancing policies of every ClientConn the

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"sync"
 	"time"
 
@@ -19,12 +20,41 @@ import (
 type Registration struct {
 	Service string
 	// Addr is the host:port clients dial; it is also the key's last segment.
+	// An unspecified IP (0.0.0.0, ::) is refused: no client can dial it.
 	Addr string
-	// Weight 0 means endpoint.DefaultWeight; call Drain to take no traffic.
-	Weight   uint32
+	// Weight is the server's own weight. 0 means endpoint.DefaultWeight (1),
+	// so that a Registration that names no weight gets traffic; to register
+	// with weight 0, set Drained.
+	Weight uint32
+	// Drained registers weight 0: clients pick the server only while no other
+	// endpoint is ready, until SetWeight gives it a weight. Weight must be 0.
+	Drained  bool
 	Zone     string
 	Metadata map[string]string
 }
+
+// ErrKeyHeld is why Register refuses a key that another registration's
+// lease holds; see WithTakeover.
+var ErrKeyHeld = errors.New("held by another registration")
+
+// heldError names the key, the lease that holds it and the remedy.
+type heldError struct {
+	key   string
+	lease clientv3.LeaseID
+	ttl   int64 // seconds left on the lease; -1 unknown
+}
+
+func (e *heldError) Error() string {
+	ttl := ""
+	if e.ttl >= 0 {
+		ttl = fmt.Sprintf(", %ds left", e.ttl)
+	}
+	return fmt.Sprintf("%s is %v: lease %x%s (another server registered this address, "+
+		"or this server's previous run crashed less than a TTL ago); "+
+		"pass resolver.WithTakeover() to replace it", e.key, ErrKeyHeld, int64(e.lease), ttl)
+}
+
+func (e *heldError) Unwrap() error { return ErrKeyHeld }
 
 // RegistrationState is where a Registrar stands.
 type RegistrationState int
@@ -79,14 +109,24 @@ type Registrar struct {
 }
 
 // Register writes reg under a lease and keeps it there until Deregister or
-// Close, or until cli is closed. It returns once the key is first written; if
-// ctx ends before that, it gives up and returns the last error.
+// Close, or until cli is closed. It returns once the key is first written. It
+// refuses a key that another registration's lease holds (ErrKeyHeld) unless
+// WithTakeover is given. Until etcd answers it retries; if ctx ends first it
+// gives up and returns ctx's error wrapping the last cause (e.g. "grant
+// lease: ... connection refused"). With context.Background() it blocks until
+// etcd answers: give it a timeout.
 func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts ...Option) (*Registrar, error) {
 	if err := checkService(reg.Service); err != nil {
 		return nil, err
 	}
+	if err := checkDialable(reg.Addr); err != nil {
+		return nil, fmt.Errorf("etcdlb: register %s: %w", reg.Addr, err)
+	}
 	w := reg.Weight
-	if w == 0 {
+	switch {
+	case reg.Drained && w != 0:
+		return nil, fmt.Errorf("etcdlb: register %s: Drained with Weight %d; a drained registration has weight 0", reg.Addr, w)
+	case w == 0 && !reg.Drained:
 		w = endpoint.DefaultWeight
 	}
 	val := Value{Addr: reg.Addr, Weight: w, Zone: reg.Zone, Metadata: maps.Clone(reg.Metadata)}
@@ -119,6 +159,9 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 		case Registered:
 			return r, nil
 		case Closed:
+			if errors.Is(err, ErrKeyHeld) {
+				return nil, fmt.Errorf("etcdlb: register: %w", err)
+			}
 			return nil, fmt.Errorf("etcdlb: register %s: etcd client closed", r.key)
 		}
 		select {
@@ -126,10 +169,13 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 		case <-ctx.Done():
 			r.cancel()
 			<-r.done
-			if err == nil {
-				err = ctx.Err()
+			if err == nil { // ctx ended during the first attempt
+				err = etcdUnreachable(cli)
 			}
-			return nil, fmt.Errorf("etcdlb: register %s: %w", r.key, err)
+			if err == nil {
+				return nil, fmt.Errorf("etcdlb: register %s: %w", r.key, ctx.Err())
+			}
+			return nil, fmt.Errorf("etcdlb: register %s: %w; last error: %w", r.key, ctx.Err(), err)
 		}
 	}
 }
@@ -255,18 +301,23 @@ func (r *Registrar) run() {
 	defer close(r.done)
 	defer r.setState(Closed)
 	failures := 0
+	var lease clientv3.LeaseID // the last one the key was written under
 	for registered := false; ; {
 		if registered || failures > 0 {
 			resetConnectBackoff(r.cli)
 		}
-		lease, rev, err := r.register()
+		newLease, rev, err := r.register(lease)
 		if r.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
+			err = withEtcdCause(r.cli, err)
 			r.mu.Lock()
 			r.lastErr = err
 			r.mu.Unlock()
+			if !registered && errors.Is(err, ErrKeyHeld) {
+				return // Register refuses it
+			}
 			r.log.Warn("etcdlb: registration failed; retrying", "err", err)
 			if h := r.opts.regHooks.LeaseFailed; h != nil {
 				h(r.reg.Service, r.reg.Addr, err)
@@ -277,9 +328,9 @@ func (r *Registrar) run() {
 			failures++
 			continue
 		}
-		failures = 0
+		failures, lease = 0, newLease
 		if registered {
-			r.log.Info("etcdlb: re-registered", "lease", lease)
+			r.log.Info("etcdlb: re-registered", "lease", leaseHex(lease))
 			if h := r.opts.regHooks.Reregistered; h != nil {
 				h(r.reg.Service, r.reg.Addr)
 			}
@@ -294,8 +345,9 @@ func (r *Registrar) run() {
 	}
 }
 
-// register grants a lease and writes the key under it.
-func (r *Registrar) register() (clientv3.LeaseID, int64, error) {
+// register grants a lease and claims the key under it; prev is the lease it
+// was last written under.
+func (r *Registrar) register(prev clientv3.LeaseID) (clientv3.LeaseID, int64, error) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
 	defer cancel()
 	g, err := r.cli.Grant(ctx, int64(r.opts.ttl.Round(time.Second)/time.Second))
@@ -305,17 +357,45 @@ func (r *Registrar) register() (clientv3.LeaseID, int64, error) {
 	r.mu.Lock()
 	r.lease = g.ID
 	r.mu.Unlock()
-	rev, err := r.write(ctx, g.ID, 0)
+	rev, err := r.claim(ctx, g.ID, prev)
 	if err != nil {
+		r.revoke(g.ID)
 		return 0, 0, err
 	}
 	return g.ID, rev, nil
 }
 
-// write puts the wanted value under lease, if the key's mod revision is still
-// rev (0: any). It returns the new mod revision, or, if someone else wrote the
-// key since, 0 and the other's key (nil when deleted).
-func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, rev int64) (int64, error) {
+// claim writes the key under lease if no other registration holds it: the key
+// is absent, on no lease, or on prev, this Registrar's previous lease (lost,
+// or still alive on the server though its keepalive ended); with
+// WithTakeover, whoever holds it.
+func (r *Registrar) claim(ctx context.Context, lease, prev clientv3.LeaseID) (int64, error) {
+	rev, err := r.write(ctx, lease, clientv3.Compare(clientv3.LeaseValue(r.key), "=", 0))
+	if !errors.Is(err, errConflict) {
+		return rev, err
+	}
+	kv, _, err := r.get(ctx)
+	if err != nil || kv == nil || kv.Lease == 0 {
+		return 0, errConflict // changed meanwhile: the next attempt sees it
+	}
+	holder := clientv3.LeaseID(kv.Lease)
+	own := holder == prev
+	if !own && !r.opts.takeover {
+		held := &heldError{key: r.key, lease: holder, ttl: -1}
+		if ttl, err := r.cli.TimeToLive(ctx, holder); err == nil {
+			held.ttl = ttl.TTL
+		}
+		return 0, held
+	}
+	if !own {
+		r.log.Warn("etcdlb: taking over the key from another registration", "lease", leaseHex(holder))
+	}
+	return r.write(ctx, lease, clientv3.Compare(clientv3.LeaseValue(r.key), "=", kv.Lease))
+}
+
+// write puts the wanted value under lease if cmps hold (none: always). It
+// returns the new mod revision, or errConflict if a comparison failed.
+func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, cmps ...clientv3.Cmp) (int64, error) {
 	r.mu.Lock()
 	val, gen := r.val, r.gen
 	r.mu.Unlock()
@@ -323,15 +403,8 @@ func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, rev int64
 	if err != nil {
 		return 0, err
 	}
-	put := clientv3.OpPut(r.key, string(b), clientv3.WithLease(lease))
-	var resp *clientv3.TxnResponse
-	if rev == 0 {
-		resp, err = r.cli.Txn(ctx).Then(put).Commit()
-	} else {
-		resp, err = r.cli.Txn(ctx).
-			If(clientv3.Compare(clientv3.ModRevision(r.key), "=", rev)).
-			Then(put).Else(clientv3.OpGet(r.key)).Commit()
-	}
+	resp, err := r.cli.Txn(ctx).If(cmps...).
+		Then(clientv3.OpPut(r.key, string(b), clientv3.WithLease(lease))).Commit()
 	if err != nil {
 		return 0, fmt.Errorf("put %s: %w", r.key, err)
 	}
@@ -450,7 +523,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 			continue // unkept: writing now would lose the operator's weight
 		}
 		wctx, wcancel := context.WithTimeout(ctx, r.opts.requestTimeout)
-		newRev, err := r.write(wctx, lease, rev)
+		newRev, err := r.write(wctx, lease, clientv3.Compare(clientv3.ModRevision(r.key), "=", rev))
 		wcancel()
 		switch {
 		case err == nil:
@@ -478,7 +551,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clientv3.LeaseID) (bool, error) {
 	if kv.Lease != 0 && kv.Lease != int64(lease) {
 		r.log.Warn("etcdlb: key written under another lease; another registration of this address?",
-			"lease", kv.Lease)
+			"lease", leaseHex(clientv3.LeaseID(kv.Lease)))
 		return false, nil
 	}
 	v, err := DecodeValue(r.key, r.reg.Addr, kv.Value)
@@ -529,7 +602,7 @@ func (r *Registrar) leaseFailed(lease clientv3.LeaseID, err error) {
 	if r.ctx.Err() != nil {
 		return
 	}
-	r.log.Warn("etcdlb: lease lost; re-registering", "lease", lease, "err", err)
+	r.log.Warn("etcdlb: lease lost; re-registering", "lease", leaseHex(lease), "err", err)
 	if h := r.opts.regHooks.LeaseFailed; h != nil {
 		h(r.reg.Service, r.reg.Addr, err)
 	}
@@ -551,4 +624,20 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// leaseHex renders a lease ID as etcdctl prints it.
+func leaseHex(id clientv3.LeaseID) string { return fmt.Sprintf("%x", int64(id)) }
+
+// checkDialable refuses an address no client can dial: an unspecified IP
+// (0.0.0.0, ::), on top of checkAddr's rules (port 0 among them).
+func checkDialable(addr string) error {
+	if err := checkAddr(addr); err != nil {
+		return err
+	}
+	host, _, _ := net.SplitHostPort(addr)
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return fmt.Errorf("address %q: %s is the unspecified address, which no client can dial; register the server's own IP or host name", addr, host)
+	}
+	return nil
 }

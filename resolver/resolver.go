@@ -17,6 +17,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/resolver"
 
+	// Every program with an etcd client gets the policies: without them
+	// grpc says only "no supported policies found in config". The import
+	// is one way: the balancer knows nothing of etcd.
+	_ "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/metrics"
 )
@@ -133,7 +137,7 @@ func (r *etcdResolver) run() {
 			r.etcdError("list", err)
 			if !r.sent {
 				// Never an empty set for a failed read; but say why RPCs wait.
-				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v%s", r.svcPrefix, err, r.connState(err)))
+				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v", r.svcPrefix, withEtcdCause(r.cli, err)))
 				r.sent = true
 			}
 			if !sleepCtx(r.ctx, r.opts.backoff(failures)) {
@@ -162,18 +166,6 @@ func (r *etcdResolver) run() {
 			return
 		}
 	}
-}
-
-// connState describes the etcd connection when err is a bare timeout, which
-// says nothing about why (e.g. a refused TLS handshake).
-func (r *etcdResolver) connState(err error) string {
-	if !errors.Is(err, context.DeadlineExceeded) {
-		return ""
-	}
-	if conn := r.cli.ActiveConnection(); conn != nil {
-		return fmt.Sprintf(" (etcd connection %s)", conn.GetState())
-	}
-	return ""
 }
 
 // resetConnectBackoff has cli reconnect now if it is waiting out gRPC's
@@ -538,16 +530,21 @@ func (r *etcdResolver) push() {
 	if r.opts.metrics != nil {
 		state = metrics.Attach(state, r.opts.metrics)
 	}
-	err := r.cc.UpdateState(state)
-	if h := r.opts.resolverHooks.Update; h != nil {
-		h(r.service, len(eps))
-	}
+	var why error
 	if len(eps) == 0 {
 		msg := fmt.Sprintf("etcdlb: service %q has no endpoints in etcd under %q", r.service, r.svcPrefix)
 		if rejected > 0 {
 			msg += fmt.Sprintf(" (%d rejected, see the log)", rejected)
 		}
-		r.cc.ReportError(errors.New(msg))
+		why = errors.New(msg)
+		state = endpoint.WithNoEndpointsReason(state, why) // for the first calls
+	}
+	err := r.cc.UpdateState(state)
+	if h := r.opts.resolverHooks.Update; h != nil {
+		h(r.service, len(eps))
+	}
+	if why != nil {
+		r.cc.ReportError(why)
 	} else if err != nil {
 		r.log.Debug("etcdlb: UpdateState", "err", err)
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -179,6 +180,14 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
+			// A negative number ("weight echo ADDR -1") is an argument, for
+			// the command to say what it may be: no flag is named with digits.
+			rest := fs.Args()
+			if bad := len(args) - len(rest) - 1; bad >= 0 && isNegativeNumber(args[bad]) {
+				pos = append(pos, args[bad])
+				args = rest
+				continue
+			}
 			return nil, err
 		}
 		rest := fs.Args()
@@ -192,6 +201,11 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+func isNegativeNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil && strings.HasPrefix(s, "-")
 }
 
 // endedFlags reports whether fs.Parse, having consumed the arguments

@@ -138,6 +138,10 @@ func TestUsage(t *testing.T) {
 		{[]string{"watch"}, []string{"etcdlb watch: wrong number of arguments: got 0, want 1", "Usage: etcdlb watch SERVICE"}},
 		{[]string{"demo", "now"}, []string{"etcdlb demo: wrong number of arguments: got 1, want 0"}},
 		{[]string{"weight", "echo", "10.0.0.1:80", "--", "-1"}, []string{`etcdlb weight: weight "-1" is not an integer in 0..1000000`}},
+		// A negative number is an argument, not a flag: no flag is named with digits.
+		{[]string{"weight", "echo", "10.0.0.1:80", "-1"}, []string{`etcdlb weight: weight "-1" is not an integer in 0..1000000`}},
+		{[]string{"weight", "--prefix", "p/", "echo", "10.0.0.1:80", "-2.5"}, []string{`etcdlb weight: weight "-2.5" is not an integer in 0..1000000`}},
+		{[]string{"weight", "echo", "-1", "10.0.0.1:80", "3"}, []string{"etcdlb weight: wrong number of arguments: got 4, want 3"}},
 	} {
 		expect(t, nil, exitUsage, tc.want, tc.args...)
 	}
