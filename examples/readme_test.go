@@ -6,6 +6,11 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	_ "github.com/etcdlb/etcdlb/balancer" // the policies the configs name
 )
 
 // TestReadmeSnippetsAreExcerpts keeps README.md's Go snippets honest: each
@@ -97,4 +102,35 @@ func trimmed(lines []string) []string {
 		out[i] = strings.TrimSpace(l)
 	}
 	return out
+}
+
+// TestReadmeServiceConfigsParse checks that grpc accepts every service
+// config README.md shows, in a json block or inline: a config grpc rejects
+// fails the dial, and a README that shows one misleads its reader.
+func TestReadmeServiceConfigsParse(t *testing.T) {
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var configs []string
+	for _, b := range regexp.MustCompile("(?s)```json\n(.*?)```").FindAllStringSubmatch(string(readme), -1) {
+		configs = append(configs, b[1])
+	}
+	prose := regexp.MustCompile("(?s)```.*?```").ReplaceAllString(string(readme), "")
+	for _, m := range regexp.MustCompile("`(\\{\"loadBalancing(?:Config|Policy)\".*?\\})`").FindAllStringSubmatch(prose, -1) {
+		configs = append(configs, m[1])
+	}
+	if len(configs) < 2 {
+		t.Fatalf("found %d service configs in README.md, want the retry example and the inline ones", len(configs))
+	}
+	for _, sc := range configs {
+		conn, err := grpc.NewClient("passthrough:///127.0.0.1:1",
+			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultServiceConfig(sc))
+		if err != nil {
+			t.Errorf("README service config rejected by grpc: %v\n%s", err, sc)
+			continue
+		}
+		conn.Close()
+	}
 }
