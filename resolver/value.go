@@ -34,7 +34,8 @@ package resolver
 // than MaxValueSize, is malformed JSON, has a field of the wrong type, a
 // weight that is negative, fractional or above endpoint.MaxWeight, an empty or
 // unparsable address, an address that disagrees with an <id> that is itself
-// an address, or an Op other than 0 (Add).
+// an address, an Op other than 0 (Add), or a zone or metadata key or value
+// with a control character (C0, DEL or C1, e.g. a terminal's escape).
 
 import (
 	"bytes"
@@ -44,6 +45,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/etcdlb/etcdlb/endpoint"
 )
@@ -71,6 +73,9 @@ const (
 	ReasonAddrMismatch Reason = "addr_mismatch"
 	ReasonBadOp        Reason = "bad_op"
 	ReasonDuplicate    Reason = "duplicate_addr"
+	// ReasonControlChar: a zone or metadata with a control character,
+	// which would reach operators' terminals (ls, watch) as a command.
+	ReasonControlChar Reason = "control_char"
 )
 
 // ValueError is a rejected key: which key, and why.
@@ -152,6 +157,9 @@ func EncodeValue(v Value) ([]byte, error) {
 	if v.Weight > endpoint.MaxWeight {
 		return nil, fmt.Errorf("etcdlb: weight %d above %d", v.Weight, endpoint.MaxWeight)
 	}
+	if d := controlChars(v); d != "" {
+		return nil, fmt.Errorf("etcdlb: %s", d)
+	}
 	b, err := json.Marshal(storedValue(v))
 	if err == nil && len(b) > MaxValueSize {
 		err = fmt.Errorf("etcdlb: value of %d bytes above %d", len(b), MaxValueSize)
@@ -189,6 +197,9 @@ func decodeValue(id string, value []byte) (v Value, _ Reason, detail string) {
 	}
 	if err := checkAddr(v.Addr); err != nil {
 		return v, ReasonBadAddr, err.Error()
+	}
+	if d := controlChars(v); d != "" {
+		return v, ReasonControlChar, d
 	}
 	if _, _, err := net.SplitHostPort(id); err == nil && id != v.Addr {
 		return v, ReasonAddrMismatch, fmt.Sprintf("key names %q, value names %q", clip(id), v.Addr)
@@ -266,6 +277,24 @@ func clipErr(err error, s string) string {
 		return msg
 	}
 	return strings.ReplaceAll(msg, s, clip(s))
+}
+
+// controlChars names the zone or metadata string of v that holds a control
+// character, "" when none does. (The address cannot: checkAddr allows none.)
+func controlChars(v Value) string {
+	if hasControl(v.Zone) {
+		return fmt.Sprintf("zone %q has a control character", clip(v.Zone))
+	}
+	for k, val := range v.Metadata {
+		if hasControl(k) || hasControl(val) {
+			return fmt.Sprintf("metadata %q: %q has a control character", clip(k), clip(val))
+		}
+	}
+	return ""
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, unicode.IsControl)
 }
 
 func isNull(b json.RawMessage) bool { return string(b) == "null" }
