@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdlb/etcdlb/endpoint"
@@ -60,6 +61,7 @@ type Registrar struct {
 	opts   options
 	key    string
 	ovrKey string
+	idxKey string       // the service index's key of this registration
 	reg    Registration // Service and Addr only
 	log    *slog.Logger
 	ctx    context.Context // ends the run loop
@@ -76,6 +78,7 @@ type Registrar struct {
 	stateCh    chan struct{} // closed and replaced on every state change
 	lease      clientv3.LeaseID
 	lastErr    error
+	writeErr   error // why the wanted value is not in etcd yet; nil once it is
 }
 
 // Register writes reg under a lease and keeps it there until Deregister or
@@ -99,6 +102,7 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 		opts:    o,
 		key:     EndpointKey(o.prefix, reg.Service, reg.Addr),
 		ovrKey:  OverrideKey(o.prefix, reg.Service, reg.Addr),
+		idxKey:  IndexKey(o.prefix, reg.Service, reg.Addr),
 		reg:     Registration{Service: reg.Service, Addr: reg.Addr},
 		log:     o.logger.With("service", reg.Service, "addr", reg.Addr),
 		done:    make(chan struct{}),
@@ -186,7 +190,7 @@ func (r *Registrar) update(ctx context.Context, f func(*Value)) error {
 	}
 	for {
 		r.mu.Lock()
-		ok, ch, st := r.writtenGen >= gen, r.written, r.state
+		ok, ch, st, werr := r.writtenGen >= gen, r.written, r.state, r.writeErr
 		r.mu.Unlock()
 		if ok {
 			return nil
@@ -198,15 +202,19 @@ func (r *Registrar) update(ctx context.Context, f func(*Value)) error {
 		case <-ch:
 		case <-r.done:
 		case <-ctx.Done():
-			return fmt.Errorf("etcdlb: %s not yet written (will be): %w", r.key, ctx.Err())
+			if werr == nil {
+				werr = ctx.Err()
+			}
+			return fmt.Errorf("etcdlb: %s not yet written (will be): %w", r.key, werr)
 		}
 	}
 }
 
 // Deregister stops the registration: it deletes the key first, so clients
-// stop picking the server while it still serves, then revokes the lease. An
-// operator override of the endpoint is kept. If etcd cannot be reached the key
-// disappears when its lease expires.
+// stop picking the server while it still serves, then revokes the lease,
+// which deletes the key too if the delete failed. An operator override of
+// the endpoint is kept. If etcd cannot be reached the key disappears when its
+// lease expires.
 func (r *Registrar) Deregister(ctx context.Context) error {
 	r.cancel()
 	<-r.done
@@ -218,9 +226,17 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	}
 	_, err := r.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.LeaseValue(r.key), "=", lease)).
-		Then(clientv3.OpDelete(r.key)).Commit()
-	if err == nil {
-		_, err = r.cli.Revoke(ctx, lease)
+		Then(clientv3.OpDelete(r.key), clientv3.OpDelete(r.idxKey)).Commit()
+	if err != nil {
+		err = explain(ctx, r.cli, "delete", err, read(r.key), write(r.key), write(r.idxKey))
+		r.log.Warn("etcdlb: cannot delete the key; revoking its lease", "op", "delete", "key", r.key, "err", err)
+	}
+	if _, rerr := r.cli.Revoke(ctx, lease); rerr != nil {
+		rerr = explain(ctx, r.cli, "revoke the lease", rerr, write(r.key), write(r.idxKey))
+		r.log.Warn("etcdlb: cannot revoke the lease; the key stays until it expires", "op", "revoke", "key", r.key, "lease", lease, "err", rerr)
+		err = errors.Join(err, rerr)
+	} else {
+		err = nil // the revoke deleted the key
 	}
 	if err != nil {
 		return fmt.Errorf("etcdlb: deregister %s: %w", r.key, err)
@@ -324,22 +340,34 @@ func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, rev int64
 		return 0, err
 	}
 	put := clientv3.OpPut(r.key, string(b), clientv3.WithLease(lease))
+	idx := clientv3.OpPut(r.idxKey, "", clientv3.WithLease(lease))
 	var resp *clientv3.TxnResponse
 	if rev == 0 {
-		resp, err = r.cli.Txn(ctx).Then(put).Commit()
+		resp, err = r.cli.Txn(ctx).Then(put, idx).Commit()
 	} else {
 		resp, err = r.cli.Txn(ctx).
 			If(clientv3.Compare(clientv3.ModRevision(r.key), "=", rev)).
-			Then(put).Else(clientv3.OpGet(r.key)).Commit()
+			Then(put, idx).Else(clientv3.OpGet(r.key)).Commit()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("put %s: %w", r.key, err)
+		needs := []access{write(r.key), write(r.idxKey)}
+		if rev != 0 {
+			needs = append([]access{read(r.key)}, needs...) // the compare reads
+		}
+		if err = explain(ctx, r.cli, "put", err, needs...); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+			err = fmt.Errorf("put %s: %w", r.key, err)
+		}
+		r.mu.Lock()
+		r.writeErr = err
+		r.mu.Unlock()
+		return 0, err
 	}
 	if !resp.Succeeded {
 		return 0, errConflict
 	}
 	r.mu.Lock()
 	r.writtenGen = max(r.writtenGen, gen)
+	r.writeErr = nil
 	close(r.written)
 	r.written = make(chan struct{})
 	r.mu.Unlock()
@@ -396,6 +424,10 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				// Cancelled or compacted: read the key, then watch on.
+				if ok && !wr.IsProgressNotify() && wr.CompactRevision == 0 {
+					err := explain(ctx, r.cli, "watch", wr.Err(), read(r.key))
+					r.log.Warn("etcdlb: cannot watch the key; an edit of it is seen only when read", "op", "watch", "key", r.key, "err", err)
+				}
 				wch, recheck = nil, time.After(0)
 				continue
 			}
@@ -420,6 +452,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 			recheck = nil
 			kv, now, err := r.get(ctx)
 			if err != nil {
+				r.log.Warn("etcdlb: cannot read the key; an edit of it is not seen", "op", "get", "key", r.key, "err", err)
 				recheck = time.After(r.opts.backoff(failures))
 				failures++
 				continue
@@ -460,7 +493,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 			// again against its revision.
 			retry = time.After(r.opts.backoffMin)
 		default:
-			r.log.Warn("etcdlb: update failed; retrying", "err", err)
+			r.log.Warn("etcdlb: update failed; retrying", "op", "put", "key", r.key, "err", err)
 			retry = time.After(r.opts.backoff(failures))
 			failures++
 		}
@@ -489,7 +522,8 @@ func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clie
 		r.log.Info("etcdlb: key edited in place; keeping its weight as an override",
 			"weight", v.Weight, "own_weight", own.Weight, "override_key", r.ovrKey)
 		if err := r.putOverride(ctx, v.Weight); err != nil {
-			r.log.Warn("etcdlb: cannot save the edited weight as an override yet; leaving the key as it is", "err", err)
+			r.log.Warn("etcdlb: cannot save the edited weight as an override yet; leaving the key as it is",
+				"op", "put", "key", r.ovrKey, "err", err)
 			return false, err
 		}
 	}
@@ -503,8 +537,10 @@ func (r *Registrar) putOverride(ctx context.Context, weight uint32) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
 	defer cancel()
-	_, err = r.cli.Put(ctx, r.ovrKey, string(b))
-	return err
+	if _, err = r.cli.Put(ctx, r.ovrKey, string(b)); err != nil {
+		return explain(ctx, r.cli, "put", err, write(r.ovrKey))
+	}
+	return nil
 }
 
 // get returns the key, or nil if it does not exist, and the revision read.
@@ -513,7 +549,7 @@ func (r *Registrar) get(ctx context.Context) (*mvccpb.KeyValue, int64, error) {
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.key)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, explain(ctx, r.cli, "get", err, read(r.key))
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, resp.Header.Revision, nil
@@ -539,7 +575,9 @@ func (r *Registrar) leaseFailed(lease clientv3.LeaseID, err error) {
 func (r *Registrar) revoke(lease clientv3.LeaseID) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
 	defer cancel()
-	_, _ = r.cli.Revoke(ctx, lease)
+	if _, err := r.cli.Revoke(ctx, lease); err != nil && r.ctx.Err() == nil {
+		r.log.Warn("etcdlb: cannot revoke a lease that no longer holds the key", "op", "revoke", "lease", lease, "err", err)
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

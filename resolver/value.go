@@ -30,6 +30,16 @@ package resolver
 //	outside <prefix><service>/ so that etcd's own resolver, which reads that
 //	whole prefix, never mistakes it for an endpoint.
 //
+// Service index key:  <prefix>_etcdlb/services/<service>/<addr>
+// Service index value: empty
+//
+//	Written by Register in the same transaction as the endpoint key and on
+//	its lease, deleted with it: a service is listed (etcdlb ls) while one of
+//	its registrations is alive. One key per registration, not per service,
+//	so that no registration's lease ending drops a service others still
+//	serve. Endpoints registered by older versions of etcdlb or by other
+//	tools have none: they are found by their service's name alone.
+//
 // A value is rejected, with a ValueError naming the reason, when it is larger
 // than MaxValueSize, is malformed JSON, has a field of the wrong type, a
 // weight that is negative, fractional or above endpoint.MaxWeight, an empty or
@@ -132,6 +142,14 @@ func OverridePrefix(prefix, service string) string {
 
 // EndpointKey is the key etcdlb registers addr of service under.
 func EndpointKey(prefix, service, addr string) string { return ServicePrefix(prefix, service) + addr }
+
+// IndexPrefix is the key prefix of the service index: one key per
+// registration, <IndexPrefix><service>/<addr>, on the registration's lease,
+// so that the services can be listed without reading keys outside etcdlb's.
+func IndexPrefix(prefix string) string { return prefix + ReservedName + "/services/" }
+
+// IndexKey is the service index's key of the registration of addr.
+func IndexKey(prefix, service, addr string) string { return IndexPrefix(prefix) + service + "/" + addr }
 
 // OverrideKey is the key of the operator override for the endpoint id of service.
 func OverrideKey(prefix, service, id string) string { return OverridePrefix(prefix, service) + id }

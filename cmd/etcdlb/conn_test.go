@@ -72,7 +72,7 @@ func TestTLS(t *testing.T) {
 
 	expect(t, nil, 0, row, "ls", "echo", "--endpoints="+ep, "--cacert="+ca, "--cert="+cert, "--key="+key)
 	// A bare host:port is https when TLS is configured.
-	expect(t, nil, 0, row, "ls", "--endpoints="+bare, "--cacert", ca, "--cert", cert, "--key", key)
+	expect(t, nil, 0, row, "ls", "echo", "--endpoints="+bare, "--cacert", ca, "--cert", cert, "--key", key)
 	expect(t, []string{"ETCDCTL_ENDPOINTS=" + ep, "ETCDCTL_CACERT=" + ca, "ETCDCTL_CERT=" + cert, "ETCDCTL_KEY=" + key}, 0, row, "ls", "echo")
 
 	// A CA that did not sign etcd's certificate.
@@ -101,7 +101,7 @@ func TestAuth(t *testing.T) {
 	expect(t, nil, 0, row, "ls", "echo", ep, "--user=root", "--password="+pw)
 	expect(t, nil, 0, row, "ls", "echo", ep, "--user", "root:"+pw)
 	expect(t, []string{"ETCDCTL_USER=root", "ETCDCTL_PASSWORD=" + pw}, 0, row, "ls", "echo", ep)
-	expect(t, []string{"ETCDCTL_USER=root:" + pw}, 0, row, "ls", ep)
+	expect(t, []string{"ETCDCTL_USER=root:" + pw}, 0, row, "ls", "echo", ep)
 	// The weight command writes under auth too.
 	expect(t, nil, 0, []string{"weight override 7"}, "weight", "echo", "127.0.0.1:1001", "7", ep, "--user=root:"+pw)
 
