@@ -117,7 +117,7 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 	go r.run()
 	for {
 		r.mu.Lock()
-		st, ch, err := r.state, r.stateCh, r.lastErr
+		st, ch := r.state, r.stateCh
 		r.mu.Unlock()
 		switch st {
 		case Registered:
@@ -130,6 +130,9 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 		case <-ctx.Done():
 			r.cancel()
 			<-r.done
+			r.mu.Lock()
+			err := r.lastErr
+			r.mu.Unlock()
 			if err == nil {
 				err = ctx.Err()
 			}
@@ -190,7 +193,7 @@ func (r *Registrar) update(ctx context.Context, f func(*Value)) error {
 	}
 	for {
 		r.mu.Lock()
-		ok, ch, st, werr := r.writtenGen >= gen, r.written, r.state, r.writeErr
+		ok, ch, st := r.writtenGen >= gen, r.written, r.state
 		r.mu.Unlock()
 		if ok {
 			return nil
@@ -202,6 +205,9 @@ func (r *Registrar) update(ctx context.Context, f func(*Value)) error {
 		case <-ch:
 		case <-r.done:
 		case <-ctx.Done():
+			r.mu.Lock()
+			werr := r.writeErr
+			r.mu.Unlock()
 			if werr == nil {
 				werr = ctx.Err()
 			}
