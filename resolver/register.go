@@ -581,7 +581,7 @@ func (r *Registrar) leaseFailed(lease clientv3.LeaseID, err error) {
 func (r *Registrar) revoke(lease clientv3.LeaseID) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
 	defer cancel()
-	if _, err := r.cli.Revoke(ctx, lease); err != nil && r.ctx.Err() == nil {
+	if _, err := r.cli.Revoke(ctx, lease); err != nil && r.ctx.Err() == nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		r.log.Warn("etcdlb: cannot revoke a lease that no longer holds the key", "op", "revoke", "lease", lease, "err", err)
 	}
 }

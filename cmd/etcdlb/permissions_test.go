@@ -19,6 +19,7 @@ import (
 
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
+	"github.com/etcdlb/etcdlb/internal/etcdproc"
 	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/resolver"
 )
@@ -489,4 +490,13 @@ func runOperator(t *testing.T, a authEtcd, user string, _ *resolver.Registrar, m
 		// In a listing of every service, the service is shown denied.
 		run(0, []string{"echo", "denied: no read permission on " + fmt.Sprintf("%q", missing.key)}, "ls")
 	}
+}
+
+// TestREADMEPermissionsEtcd34 is TestREADMEPermissions against etcd 3.4 (Debian's
+// etcd-server), run as a process: registration, the resolver and the CLI
+// on the oldest etcd the README says is supported.
+func TestREADMEPermissionsEtcd34(t *testing.T) {
+	p := etcdproc.Start34(t, true)
+	t.Logf("etcd %s at %s", p.Version, p.Endpoints()[0])
+	testPermissions(t, authEtcd{endpoints: p.Endpoints(), root: p.Client(t)})
 }
