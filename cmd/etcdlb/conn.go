@@ -58,7 +58,8 @@ const connHelp = `
 Connection flags default to the ETCDCTL_* environment variables, as in
 etcdctl: ETCDCTL_ENDPOINTS, ETCDCTL_CACERT, ETCDCTL_CERT, ETCDCTL_KEY,
 ETCDCTL_USER, ETCDCTL_PASSWORD, ETCDCTL_DIAL_TIMEOUT; ETCDLB_PREFIX for
---prefix. Flags may come before or after the arguments.
+--prefix. A --user without a password is asked for it on the terminal.
+Flags may come before or after the arguments.
 `
 
 func (cf *connFlags) register(e *env, fs *flag.FlagSet) {
@@ -144,6 +145,11 @@ func (cf *connFlags) connect(ctx context.Context) (*clientv3.Client, error) {
 	user, pass := cf.user, cf.password
 	if u, p, ok := strings.Cut(user, ":"); ok {
 		user, pass = u, p
+	} else if user != "" && pass == "" {
+		// As etcdctl: a user without a password is asked for it.
+		if pass, err = readPassword("Password: "); err != nil {
+			return nil, fmt.Errorf("--user %q has no password, and %v: give --password, --user %s:PASSWORD or ETCDCTL_PASSWORD", user, err, user)
+		}
 	}
 	if tlsCfg != nil {
 		// A bare host:port means https when TLS is configured.
@@ -169,6 +175,9 @@ func (cf *connFlags) connect(ctx context.Context) (*clientv3.Client, error) {
 	}
 	return cli, nil
 }
+
+// errNotTerminal is why a password cannot be asked for.
+var errNotTerminal = errors.New("stdin is not a terminal to ask for it on")
 
 // unreachable explains a failure to reach etcd: which endpoints, after
 // how long, and why: etcd's own answer (a login refused), or, when grpc only
