@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
@@ -78,7 +79,11 @@ func explain(ctx context.Context, cli *clientv3.Client, op string, err error, ne
 			return &PermissionError{Op: op, User: cli.Username, Key: a.key, Prefix: a.prefix, Perm: perm, Err: err}
 		}
 	}
-	return fmt.Errorf("etcdlb: %s: %w", op, err)
+	keys := make([]string, len(needs))
+	for i, a := range needs {
+		keys[i] = fmt.Sprintf("%q", a.key)
+	}
+	return fmt.Errorf("etcdlb: %s %s as user %q: %w", op, strings.Join(keys, ", "), cli.Username, err)
 }
 
 // probe reports whether etcd denies a. A write is probed as a put or

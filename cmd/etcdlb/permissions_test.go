@@ -290,7 +290,7 @@ func runServer(t *testing.T, a authEtcd, user string, _ *resolver.Registrar, mis
 	defer a.root.Delete(ctx, ovr)
 	var logs logBuffer
 	cli := a.client(t, user)
-	rctx, rcancel := context.WithTimeout(ctx, 3*time.Second)
+	rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 	defer rcancel()
 	reg, err := resolver.Register(rctx, cli, resolver.Registration{Service: "echo", Addr: addr, Weight: 2},
 		resolver.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), resolver.WithBackoff(50*time.Millisecond, 500*time.Millisecond))
@@ -322,7 +322,7 @@ func runServer(t *testing.T, a authEtcd, user string, _ *resolver.Registrar, mis
 	if get(idx) == nil {
 		t.Errorf("no index key %s after Register", idx)
 	}
-	uctx, ucancel := context.WithTimeout(ctx, 3*time.Second)
+	uctx, ucancel := context.WithTimeout(ctx, 2*time.Second)
 	defer ucancel()
 	err = reg.SetWeight(uctx, 3)
 	if missing != nil && missing.key == "echo/" && missing.perm == "read" {
@@ -418,7 +418,9 @@ func (r *recorder) weight(addr string) (uint32, error) {
 func runClient(t *testing.T, a authEtcd, user string, reg *resolver.Registrar, missing *grant) {
 	cli := a.client(t, user)
 	rec := &recorder{}
-	r, err := resolver.NewBuilder(cli, resolver.WithRequestTimeout(2*time.Second)).
+	var logs logBuffer
+	r, err := resolver.NewBuilder(cli, resolver.WithRequestTimeout(2*time.Second),
+		resolver.WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))).
 		Build(grpcresolver.Target{URL: *mustURL(t, "etcd:///echo")}, rec, grpcresolver.BuildOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -430,6 +432,10 @@ func runClient(t *testing.T, a authEtcd, user string, reg *resolver.Registrar, m
 			_, err := rec.weight("127.0.0.1:1001")
 			return err != nil && strings.Contains(err.Error(), want)
 		})
+		// It had no endpoints: it must not say it keeps them.
+		if l := logs.String(); !strings.Contains(l, "no endpoints to keep") || strings.Contains(l, "keeping the last endpoints") {
+			t.Errorf("the resolver's log:\n%s", l)
+		}
 		return
 	}
 	waitWeight := func(w uint32) {
