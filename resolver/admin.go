@@ -49,7 +49,7 @@ func List(ctx context.Context, cli *clientv3.Client, service string, opts ...Opt
 		clientv3.OpGet(ovrPrefix, clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
-		return nil, err
+		return nil, explain(ctx, cli, "list "+service, err, readPrefix(svcPrefix), readPrefix(ovrPrefix))
 	}
 	overrides := map[string]uint32{}
 	var bad []Instance
@@ -110,8 +110,11 @@ func SetOverride(ctx context.Context, cli *clientv3.Client, service, id string, 
 		return err
 	}
 	o := newOptions(opts)
-	_, err = cli.Put(ctx, OverrideKey(o.prefix, service, id), string(b))
-	return err
+	key := OverrideKey(o.prefix, service, id)
+	if _, err = cli.Put(ctx, key, string(b)); err != nil {
+		return explain(ctx, cli, "set override", err, write(key))
+	}
+	return nil
 }
 
 // GetOverride returns the operator's weight for the endpoint id of service,
@@ -120,8 +123,11 @@ func GetOverride(ctx context.Context, cli *clientv3.Client, service, id string, 
 	o := newOptions(opts)
 	key := OverrideKey(o.prefix, service, id)
 	resp, err := cli.Get(ctx, key)
-	if err != nil || len(resp.Kvs) == 0 {
-		return 0, false, err
+	if err != nil {
+		return 0, false, explain(ctx, cli, "get override", err, read(key))
+	}
+	if len(resp.Kvs) == 0 {
+		return 0, false, nil
 	}
 	w, err := DecodeOverride(key, resp.Kvs[0].Value)
 	if err != nil {
@@ -134,6 +140,32 @@ func GetOverride(ctx context.Context, cli *clientv3.Client, service, id string, 
 // service; the endpoint's own weight applies again.
 func ClearOverride(ctx context.Context, cli *clientv3.Client, service, id string, opts ...Option) error {
 	o := newOptions(opts)
-	_, err := cli.Delete(ctx, OverrideKey(o.prefix, service, id))
-	return err
+	key := OverrideKey(o.prefix, service, id)
+	if _, err := cli.Delete(ctx, key); err != nil {
+		return explain(ctx, cli, "clear override", err, write(key))
+	}
+	return nil
+}
+
+// Services returns the services that have a live registration made by
+// Register, from the service index (IndexPrefix): it reads no key outside
+// etcdlb's own, and lists nothing that is not a service. Endpoints
+// registered otherwise (etcd's naming/endpoints, older etcdlb, by hand) have
+// no index key: List finds them by their service's name.
+func Services(ctx context.Context, cli *clientv3.Client, opts ...Option) ([]string, error) {
+	o := newOptions(opts)
+	idx := IndexPrefix(o.prefix)
+	resp, err := cli.Get(ctx, idx, clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		return nil, explain(ctx, cli, "list services", err, readPrefix(idx))
+	}
+	var out []string
+	for _, kv := range resp.Kvs {
+		k := strings.TrimPrefix(string(kv.Key), idx)
+		if i := strings.LastIndex(k, "/"); i > 0 && checkService(k[:i]) == nil {
+			out = append(out, k[:i])
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
 }

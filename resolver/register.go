@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdlb/etcdlb/endpoint"
@@ -90,6 +91,7 @@ type Registrar struct {
 	opts   options
 	key    string
 	ovrKey string
+	idxKey string       // the service index's key of this registration
 	reg    Registration // Service and Addr only
 	log    *slog.Logger
 	ctx    context.Context // ends the run loop
@@ -106,6 +108,7 @@ type Registrar struct {
 	stateCh    chan struct{} // closed and replaced on every state change
 	lease      clientv3.LeaseID
 	lastErr    error
+	writeErr   error // why the wanted value is not in etcd yet; nil once it is
 }
 
 // Register writes reg under a lease and keeps it there until Deregister or
@@ -139,6 +142,7 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 		opts:    o,
 		key:     EndpointKey(o.prefix, reg.Service, reg.Addr),
 		ovrKey:  OverrideKey(o.prefix, reg.Service, reg.Addr),
+		idxKey:  IndexKey(o.prefix, reg.Service, reg.Addr),
 		reg:     Registration{Service: reg.Service, Addr: reg.Addr},
 		log:     o.logger.With("service", reg.Service, "addr", reg.Addr),
 		done:    make(chan struct{}),
@@ -169,6 +173,9 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 		case <-ctx.Done():
 			r.cancel()
 			<-r.done
+			r.mu.Lock()
+			err := r.lastErr // fresh: the attempt that ctx cut short set it
+			r.mu.Unlock()
 			if err == nil { // ctx ended during the first attempt
 				err = etcdUnreachable(cli)
 			}
@@ -244,15 +251,22 @@ func (r *Registrar) update(ctx context.Context, f func(*Value)) error {
 		case <-ch:
 		case <-r.done:
 		case <-ctx.Done():
-			return fmt.Errorf("etcdlb: %s not yet written (will be): %w", r.key, ctx.Err())
+			r.mu.Lock()
+			werr := r.writeErr
+			r.mu.Unlock()
+			if werr == nil {
+				werr = ctx.Err()
+			}
+			return fmt.Errorf("etcdlb: %s not yet written (will be): %w", r.key, werr)
 		}
 	}
 }
 
 // Deregister stops the registration: it deletes the key first, so clients
-// stop picking the server while it still serves, then revokes the lease. An
-// operator override of the endpoint is kept. If etcd cannot be reached the key
-// disappears when its lease expires.
+// stop picking the server while it still serves, then revokes the lease,
+// which deletes the key too if the delete failed. An operator override of
+// the endpoint is kept. If etcd cannot be reached the key disappears when its
+// lease expires.
 func (r *Registrar) Deregister(ctx context.Context) error {
 	r.cancel()
 	<-r.done
@@ -264,9 +278,17 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 	}
 	_, err := r.cli.Txn(ctx).
 		If(clientv3.Compare(clientv3.LeaseValue(r.key), "=", lease)).
-		Then(clientv3.OpDelete(r.key)).Commit()
-	if err == nil {
-		_, err = r.cli.Revoke(ctx, lease)
+		Then(clientv3.OpDelete(r.key), clientv3.OpDelete(r.idxKey)).Commit()
+	if err != nil {
+		err = explain(ctx, r.cli, "delete", err, read(r.key), write(r.key), write(r.idxKey))
+		r.log.Warn("etcdlb: cannot delete the key; revoking its lease", "op", "delete", "key", r.key, "err", err)
+	}
+	if _, rerr := r.cli.Revoke(ctx, lease); rerr != nil {
+		rerr = explain(ctx, r.cli, "revoke the lease", rerr, write(r.key), write(r.idxKey))
+		r.log.Warn("etcdlb: cannot revoke the lease; the key stays until it expires", "op", "revoke", "key", r.key, "lease", lease, "err", rerr)
+		err = errors.Join(err, rerr)
+	} else {
+		err = nil // the revoke deleted the key
 	}
 	if err != nil {
 		return fmt.Errorf("etcdlb: deregister %s: %w", r.key, err)
@@ -403,16 +425,28 @@ func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, cmps ...c
 	if err != nil {
 		return 0, err
 	}
-	resp, err := r.cli.Txn(ctx).If(cmps...).
-		Then(clientv3.OpPut(r.key, string(b), clientv3.WithLease(lease))).Commit()
+	put := clientv3.OpPut(r.key, string(b), clientv3.WithLease(lease))
+	idx := clientv3.OpPut(r.idxKey, "", clientv3.WithLease(lease))
+	resp, err := r.cli.Txn(ctx).If(cmps...).Then(put, idx).Commit()
 	if err != nil {
-		return 0, fmt.Errorf("put %s: %w", r.key, err)
+		needs := []access{write(r.key), write(r.idxKey)}
+		if len(cmps) > 0 {
+			needs = append([]access{read(r.key)}, needs...) // the compare reads
+		}
+		if err = explain(ctx, r.cli, "put", err, needs...); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+			err = fmt.Errorf("put %s: %w", r.key, err)
+		}
+		r.mu.Lock()
+		r.writeErr = err
+		r.mu.Unlock()
+		return 0, err
 	}
 	if !resp.Succeeded {
 		return 0, errConflict
 	}
 	r.mu.Lock()
 	r.writtenGen = max(r.writtenGen, gen)
+	r.writeErr = nil
 	close(r.written)
 	r.written = make(chan struct{})
 	r.mu.Unlock()
@@ -469,6 +503,10 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				// Cancelled or compacted: read the key, then watch on.
+				if ok && !wr.IsProgressNotify() && wr.CompactRevision == 0 {
+					err := explain(ctx, r.cli, "watch", wr.Err(), read(r.key))
+					r.log.Warn("etcdlb: cannot watch the key; an edit of it is seen only when read", "op", "watch", "key", r.key, "err", err)
+				}
 				wch, recheck = nil, time.After(0)
 				continue
 			}
@@ -493,6 +531,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 			recheck = nil
 			kv, now, err := r.get(ctx)
 			if err != nil {
+				r.log.Warn("etcdlb: cannot read the key; an edit of it is not seen", "op", "get", "key", r.key, "err", err)
 				recheck = time.After(r.opts.backoff(failures))
 				failures++
 				continue
@@ -533,7 +572,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 			// again against its revision.
 			retry = time.After(r.opts.backoffMin)
 		default:
-			r.log.Warn("etcdlb: update failed; retrying", "err", err)
+			r.log.Warn("etcdlb: update failed; retrying", "op", "put", "key", r.key, "err", err)
 			retry = time.After(r.opts.backoff(failures))
 			failures++
 		}
@@ -562,7 +601,8 @@ func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clie
 		r.log.Info("etcdlb: key edited in place; keeping its weight as an override",
 			"weight", v.Weight, "own_weight", own.Weight, "override_key", r.ovrKey)
 		if err := r.putOverride(ctx, v.Weight); err != nil {
-			r.log.Warn("etcdlb: cannot save the edited weight as an override yet; leaving the key as it is", "err", err)
+			r.log.Warn("etcdlb: cannot save the edited weight as an override yet; leaving the key as it is",
+				"op", "put", "key", r.ovrKey, "err", err)
 			return false, err
 		}
 	}
@@ -576,8 +616,10 @@ func (r *Registrar) putOverride(ctx context.Context, weight uint32) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
 	defer cancel()
-	_, err = r.cli.Put(ctx, r.ovrKey, string(b))
-	return err
+	if _, err = r.cli.Put(ctx, r.ovrKey, string(b)); err != nil {
+		return explain(ctx, r.cli, "put", err, write(r.ovrKey))
+	}
+	return nil
 }
 
 // get returns the key, or nil if it does not exist, and the revision read.
@@ -586,7 +628,7 @@ func (r *Registrar) get(ctx context.Context) (*mvccpb.KeyValue, int64, error) {
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.key)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, explain(ctx, r.cli, "get", err, read(r.key))
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, resp.Header.Revision, nil
@@ -612,7 +654,9 @@ func (r *Registrar) leaseFailed(lease clientv3.LeaseID, err error) {
 func (r *Registrar) revoke(lease clientv3.LeaseID) {
 	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
 	defer cancel()
-	_, _ = r.cli.Revoke(ctx, lease)
+	if _, err := r.cli.Revoke(ctx, lease); err != nil && r.ctx.Err() == nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		r.log.Warn("etcdlb: cannot revoke a lease that no longer holds the key", "op", "revoke", "lease", lease, "err", err)
+	}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) bool {

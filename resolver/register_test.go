@@ -62,8 +62,9 @@ func TestRegisterUpdateDeregister(t *testing.T) {
 	}
 }
 
-func TestRegisterLeaseRevokedComesBack(t *testing.T) {
-	e := newEnv(t)
+func TestRegisterLeaseRevokedComesBack(t *testing.T) { leaseRevokedComesBack(t, newEnv(t)) }
+
+func leaseRevokedComesBack(t *testing.T, e *env) {
 	cc, _ := build(t, e.cli, "echo")
 	r := register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1001"},
 		etcdlbresolver.WithTTL(time.Second))
@@ -116,8 +117,9 @@ func TestRegisterCrashKeyExpires(t *testing.T) {
 // `etcdctl put --ignore-lease` does: the weight becomes an override that
 // outlives lease loss, re-registration and a restart of the server, and
 // wins over the server's own weight until cleared.
-func TestOperatorWeightSurvives(t *testing.T) {
-	e := newEnv(t)
+func TestOperatorWeightSurvives(t *testing.T) { operatorWeightSurvives(t, newEnv(t)) }
+
+func operatorWeightSurvives(t *testing.T, e *env) {
 	cc, _ := build(t, e.cli, "echo")
 	reg := etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1001", Weight: 3, Zone: "a"}
 	r := register(t, e.cli, reg, etcdlbresolver.WithTTL(time.Second))

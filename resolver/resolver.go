@@ -137,7 +137,11 @@ func (r *etcdResolver) run() {
 			r.etcdError("list", err)
 			if !r.sent {
 				// Never an empty set for a failed read; but say why RPCs wait.
-				r.cc.ReportError(fmt.Errorf("etcdlb: cannot list %q in etcd: %v", r.svcPrefix, withEtcdCause(r.cli, err)))
+				var pe *PermissionError
+				if !errors.As(err, &pe) {
+					err = fmt.Errorf("etcdlb: cannot list %q in etcd: %v", r.svcPrefix, withEtcdCause(r.cli, err))
+				}
+				r.cc.ReportError(err)
 				r.sent = true
 			}
 			if !sleepCtx(r.ctx, r.opts.backoff(failures)) {
@@ -196,7 +200,7 @@ func (r *etcdResolver) list() (int64, error) {
 		clientv3.OpGet(r.ovrPrefix, clientv3.WithPrefix()),
 	).Commit()
 	if err != nil {
-		return 0, err
+		return 0, explain(ctx, r.cli, "list", err, readPrefix(r.svcPrefix), readPrefix(r.ovrPrefix))
 	}
 	r.lastList = time.Now()
 	r.known, r.term = resp.Header.Revision, resp.Header.RaftTerm
@@ -374,7 +378,7 @@ func (r *etcdResolver) watchFailed(wr clientv3.WatchResponse) bool {
 			h(r.service)
 		}
 	default:
-		r.etcdError("watch", err)
+		r.etcdError("watch", explain(r.ctx, r.cli, "watch", err, readPrefix(r.svcPrefix), readPrefix(r.ovrPrefix)))
 	}
 	return true
 }
@@ -447,7 +451,11 @@ func (r *etcdResolver) rejected(err error) {
 }
 
 func (r *etcdResolver) etcdError(op string, err error) {
-	r.log.Warn("etcdlb: etcd request failed; keeping the last endpoints", "op", op, "err", err)
+	if len(r.pushed) == 0 {
+		r.log.Warn("etcdlb: etcd request failed; no endpoints to keep", "op", op, "err", err)
+	} else {
+		r.log.Warn("etcdlb: etcd request failed; keeping the last endpoints", "op", op, "endpoints", len(r.pushed), "err", err)
+	}
 	if h := r.opts.resolverHooks.EtcdError; h != nil {
 		h(r.service, err)
 	}

@@ -30,11 +30,22 @@ package resolver
 //	outside <prefix><service>/ so that etcd's own resolver, which reads that
 //	whole prefix, never mistakes it for an endpoint.
 //
+// Service index key:  <prefix>_etcdlb/services/<service>/<addr>
+// Service index value: empty
+//
+//	Written by Register in the same transaction as the endpoint key and on
+//	its lease, deleted with it: a service is listed (etcdlb ls) while one of
+//	its registrations is alive. One key per registration, not per service,
+//	so that no registration's lease ending drops a service others still
+//	serve. Endpoints registered by older versions of etcdlb or by other
+//	tools have none: they are found by their service's name alone.
+//
 // A value is rejected, with a ValueError naming the reason, when it is larger
 // than MaxValueSize, is malformed JSON, has a field of the wrong type, a
 // weight that is negative, fractional or above endpoint.MaxWeight, an empty or
 // unparsable address, an address that disagrees with an <id> that is itself
-// an address, or an Op other than 0 (Add).
+// an address, an Op other than 0 (Add), or a zone or metadata key or value
+// with a control character (C0, DEL or C1, e.g. a terminal's escape).
 
 import (
 	"bytes"
@@ -44,6 +55,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/etcdlb/etcdlb/endpoint"
 )
@@ -71,6 +83,9 @@ const (
 	ReasonAddrMismatch Reason = "addr_mismatch"
 	ReasonBadOp        Reason = "bad_op"
 	ReasonDuplicate    Reason = "duplicate_addr"
+	// ReasonControlChar: a zone or metadata with a control character,
+	// which would reach operators' terminals (ls, watch) as a command.
+	ReasonControlChar Reason = "control_char"
 )
 
 // ValueError is a rejected key: which key, and why.
@@ -128,6 +143,14 @@ func OverridePrefix(prefix, service string) string {
 // EndpointKey is the key etcdlb registers addr of service under.
 func EndpointKey(prefix, service, addr string) string { return ServicePrefix(prefix, service) + addr }
 
+// IndexPrefix is the key prefix of the service index: one key per
+// registration, <IndexPrefix><service>/<addr>, on the registration's lease,
+// so that the services can be listed without reading keys outside etcdlb's.
+func IndexPrefix(prefix string) string { return prefix + ReservedName + "/services/" }
+
+// IndexKey is the service index's key of the registration of addr.
+func IndexKey(prefix, service, addr string) string { return IndexPrefix(prefix) + service + "/" + addr }
+
 // OverrideKey is the key of the operator override for the endpoint id of service.
 func OverrideKey(prefix, service, id string) string { return OverridePrefix(prefix, service) + id }
 
@@ -151,6 +174,9 @@ func EncodeValue(v Value) ([]byte, error) {
 	}
 	if v.Weight > endpoint.MaxWeight {
 		return nil, fmt.Errorf("etcdlb: weight %d above %d", v.Weight, endpoint.MaxWeight)
+	}
+	if d := controlChars(v); d != "" {
+		return nil, fmt.Errorf("etcdlb: %s", d)
 	}
 	b, err := json.Marshal(storedValue(v))
 	if err == nil && len(b) > MaxValueSize {
@@ -189,6 +215,9 @@ func decodeValue(id string, value []byte) (v Value, _ Reason, detail string) {
 	}
 	if err := checkAddr(v.Addr); err != nil {
 		return v, ReasonBadAddr, err.Error()
+	}
+	if d := controlChars(v); d != "" {
+		return v, ReasonControlChar, d
 	}
 	if _, _, err := net.SplitHostPort(id); err == nil && id != v.Addr {
 		return v, ReasonAddrMismatch, fmt.Sprintf("key names %q, value names %q", clip(id), v.Addr)
@@ -266,6 +295,24 @@ func clipErr(err error, s string) string {
 		return msg
 	}
 	return strings.ReplaceAll(msg, s, clip(s))
+}
+
+// controlChars names the zone or metadata string of v that holds a control
+// character, "" when none does. (The address cannot: checkAddr allows none.)
+func controlChars(v Value) string {
+	if hasControl(v.Zone) {
+		return fmt.Sprintf("zone %q has a control character", clip(v.Zone))
+	}
+	for k, val := range v.Metadata {
+		if hasControl(k) || hasControl(val) {
+			return fmt.Sprintf("metadata %q: %q has a control character", clip(k), clip(val))
+		}
+	}
+	return ""
+}
+
+func hasControl(s string) bool {
+	return strings.ContainsFunc(s, unicode.IsControl)
 }
 
 func isNull(b json.RawMessage) bool { return string(b) == "null" }

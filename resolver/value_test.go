@@ -2,6 +2,7 @@ package resolver_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -147,4 +148,33 @@ func FuzzDecodeFast(f *testing.F) {
 			t.Fatalf("%q (-encoding/json +fast):\n%s", value, diff)
 		}
 	})
+}
+
+// A zone or metadata with a terminal's escape is rejected with its own
+// reason, on decode and on encode (Register).
+func TestControlCharsRejected(t *testing.T) {
+	for _, value := range []string{
+		`{"addr":"10.0.0.1:80","zone":"a\u001b]0;pwned\u0007\u001b[2J"}`,
+		`{"addr":"10.0.0.1:80","metadata":{"k":"\u001b[31mred"}}`,
+		`{"addr":"10.0.0.1:80","metadata":{"k\u0085":"v"}}`,
+		`{"Op":0,"Addr":"10.0.0.1:80","Metadata":{"k":"\u007f"}}`,
+	} {
+		_, err := etcdlbresolver.DecodeValue("svc/10.0.0.1:80", "10.0.0.1:80", []byte(value))
+		ve, ok := err.(*etcdlbresolver.ValueError)
+		if !ok || ve.Reason != etcdlbresolver.ReasonControlChar {
+			t.Errorf("DecodeValue(%s) = %v, want reason %s", value, err, etcdlbresolver.ReasonControlChar)
+		}
+	}
+	for _, v := range []etcdlbresolver.Value{
+		{Addr: "10.0.0.1:80", Zone: "a\x1b[2J"},
+		{Addr: "10.0.0.1:80", Metadata: map[string]string{"k": "\x1b[31mred"}},
+	} {
+		if _, err := etcdlbresolver.EncodeValue(v); err == nil {
+			t.Errorf("EncodeValue(%+q) succeeded", v.Zone+fmt.Sprint(v.Metadata))
+		}
+	}
+	// Printable non-ASCII is fine.
+	if _, err := etcdlbresolver.DecodeValue("svc/x", "x", []byte(`{"addr":"10.0.0.1:80","zone":"zürich-1"}`)); err != nil {
+		t.Error(err)
+	}
 }

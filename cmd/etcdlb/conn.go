@@ -10,7 +10,9 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -56,7 +58,8 @@ const connHelp = `
 Connection flags default to the ETCDCTL_* environment variables, as in
 etcdctl: ETCDCTL_ENDPOINTS, ETCDCTL_CACERT, ETCDCTL_CERT, ETCDCTL_KEY,
 ETCDCTL_USER, ETCDCTL_PASSWORD, ETCDCTL_DIAL_TIMEOUT; ETCDLB_PREFIX for
---prefix. Flags may come before or after the arguments.
+--prefix. A --user without a password is asked for it on the terminal.
+Flags may come before or after the arguments.
 `
 
 func (cf *connFlags) register(e *env, fs *flag.FlagSet) {
@@ -142,6 +145,11 @@ func (cf *connFlags) connect(ctx context.Context) (*clientv3.Client, error) {
 	user, pass := cf.user, cf.password
 	if u, p, ok := strings.Cut(user, ":"); ok {
 		user, pass = u, p
+	} else if user != "" && pass == "" {
+		// As etcdctl: a user without a password is asked for it.
+		if pass, err = readPassword("Password: "); err != nil {
+			return nil, fmt.Errorf("--user %q has no password, and %v: give --password, --user %s:PASSWORD or ETCDCTL_PASSWORD", user, err, user)
+		}
 	}
 	if tlsCfg != nil {
 		// A bare host:port means https when TLS is configured.
@@ -168,6 +176,9 @@ func (cf *connFlags) connect(ctx context.Context) (*clientv3.Client, error) {
 	return cli, nil
 }
 
+// errNotTerminal is why a password cannot be asked for.
+var errNotTerminal = errors.New("stdin is not a terminal to ask for it on")
+
 // unreachable explains a failure to reach etcd: which endpoints, after
 // how long, and why: etcd's own answer (a login refused), or, when grpc only
 // says it timed out, what a TLS handshake with each endpoint tells.
@@ -191,10 +202,8 @@ func (cf *connFlags) unreachable(err error, after time.Duration, eps []string, t
 	if s, ok := status.FromError(err); ok && (s.Code() == codes.Unauthenticated || s.Code() == codes.PermissionDenied || s.Code() == codes.InvalidArgument) {
 		return fmt.Errorf("etcd at %s: %s", cf.endpoints, msg)
 	}
-	for _, ep := range eps {
-		if why := probeTLS(ep, tlsCfg, time.Second); why != "" {
-			return fmt.Errorf("etcd at %s: %s", ep, why)
-		}
+	if why := probeAll(eps, tlsCfg); why != "" {
+		return errors.New(why)
 	}
 	return fmt.Errorf("etcd unreachable at %s after %v: %s", cf.endpoints, after.Round(100*time.Millisecond), msg)
 }
@@ -204,9 +213,37 @@ func (cf *connFlags) userName() string {
 	return u
 }
 
+// probeAll probes every endpoint as probeTLS does, at once, and says what
+// it found, naming each endpoint that told it; "" when none did.
+func probeAll(eps []string, tlsCfg *tls.Config) string {
+	whys := make([]string, len(eps))
+	var wg sync.WaitGroup
+	for i, ep := range eps {
+		wg.Go(func() { whys[i] = probeTLS(ep, tlsCfg, time.Second) })
+	}
+	wg.Wait()
+	var out []string
+	for i, why := range whys {
+		if why == "" || slices.Contains(whys[:i], why) {
+			continue
+		}
+		var at []string
+		for j, w := range whys {
+			if w == why {
+				at = append(at, eps[j])
+			}
+		}
+		out = append(out, fmt.Sprintf("etcd at %s: %s", strings.Join(at, ", "), why))
+	}
+	return strings.Join(out, "; ")
+}
+
 // probeTLS connects to ep and shakes hands as the client would, to tell
 // why grpc timed out: a certificate one side refuses, or TLS on one side
-// only. It returns "" when it cannot tell (etcd down, or fine).
+// only. It returns "" when it cannot tell (etcd down, or fine). The client
+// speaks TLS to https:// endpoints only (a bare host:port was made https://
+// when TLS is configured), with the TLS flags' config or, without them, the
+// system's roots.
 func probeTLS(ep string, tlsCfg *tls.Config, timeout time.Duration) string {
 	scheme, hostport, ok := strings.Cut(ep, "://")
 	if !ok {
@@ -226,14 +263,23 @@ func probeTLS(ep string, tlsCfg *tls.Config, timeout time.Duration) string {
 	}
 	defer raw.Close()
 	raw.SetDeadline(time.Now().Add(timeout))
-	if tlsCfg == nil {
+	if scheme == "http" {
 		// Does it serve TLS, which we do not speak?
-		if tls.Client(raw, &tls.Config{InsecureSkipVerify: true}).Handshake() == nil {
-			return "it serves TLS: give --cacert (and --cert and --key if it wants a client certificate)"
+		if tls.Client(raw, &tls.Config{InsecureSkipVerify: true}).Handshake() != nil {
+			return ""
 		}
-		return ""
+		switch {
+		case ok && tlsCfg != nil:
+			return "it serves TLS, and the endpoint says http://: use https://"
+		case ok:
+			return "it serves TLS, and the endpoint says http://: use https:// and give --cacert (and --cert and --key if it wants a client certificate)"
+		}
+		return "it serves TLS: give --cacert (and --cert and --key if it wants a client certificate)"
 	}
-	cfg := tlsCfg.Clone()
+	cfg := &tls.Config{}
+	if tlsCfg != nil {
+		cfg = tlsCfg.Clone()
+	}
 	if cfg.ServerName == "" {
 		cfg.ServerName = host
 	}
@@ -255,7 +301,10 @@ func probeTLS(ep string, tlsCfg *tls.Config, timeout time.Duration) string {
 	// a refusal is an alert on the first read (a good server sends its
 	// HTTP/2 settings instead).
 	if _, err := conn.Read(make([]byte, 1)); err != nil && !isTimeout(err) && strings.Contains(err.Error(), "tls:") {
-		return "bad certificates: etcd refused the client's: " + err.Error()
+		if len(cfg.Certificates) == 0 {
+			return "bad certificates: etcd requires a client certificate: give --cert and --key (" + err.Error() + ")"
+		}
+		return "bad certificates: etcd refused the client certificate (--cert, --key): " + err.Error()
 	}
 	return ""
 }

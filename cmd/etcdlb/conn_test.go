@@ -72,15 +72,24 @@ func TestTLS(t *testing.T) {
 
 	expect(t, nil, 0, row, "ls", "echo", "--endpoints="+ep, "--cacert="+ca, "--cert="+cert, "--key="+key)
 	// A bare host:port is https when TLS is configured.
-	expect(t, nil, 0, row, "ls", "--endpoints="+bare, "--cacert", ca, "--cert", cert, "--key", key)
+	expect(t, nil, 0, row, "ls", "echo", "--endpoints="+bare, "--cacert", ca, "--cert", cert, "--key", key)
 	expect(t, []string{"ETCDCTL_ENDPOINTS=" + ep, "ETCDCTL_CACERT=" + ca, "ETCDCTL_CERT=" + cert, "ETCDCTL_KEY=" + key}, 0, row, "ls", "echo")
 
 	// A CA that did not sign etcd's certificate.
 	expect(t, nil, 1, []string{"etcdlb ls: etcd at " + ep + ": bad certificates:", "unknown authority"},
 		"ls", "--endpoints="+ep, "--cacert="+otherCA(t), "--cert="+cert, "--key="+key, "--dial-timeout=1s")
 	// No client certificate, which etcd requires.
-	expect(t, nil, 1, []string{"etcdlb ls: etcd at " + ep + ": bad certificates: etcd refused the client's", "certificate required"},
+	expect(t, nil, 1, []string{"etcdlb ls: etcd at " + ep + ": bad certificates: etcd requires a client certificate: give --cert and --key", "certificate required"},
 		"ls", "--endpoints="+ep, "--cacert="+ca, "--dial-timeout=1s")
+	// Every endpoint that refused is named, not the first only.
+	expect(t, nil, 1, []string{"etcdlb ls: etcd at " + ep + ", https://" + bare + ": bad certificates: etcd requires a client certificate"},
+		"ls", "--endpoints="+ep+","+bare, "--cacert="+ca, "--dial-timeout=1s")
+	// An explicit http:// endpoint of a TLS etcd, with and without the TLS flags.
+	plain := "http://" + bare
+	expect(t, nil, 1, []string{"etcdlb ls: etcd at " + plain + ": it serves TLS, and the endpoint says http://: use https://"},
+		"ls", "--endpoints="+plain, "--cacert="+ca, "--cert="+cert, "--key="+key, "--dial-timeout=1s")
+	expect(t, nil, 1, []string{"etcdlb ls: etcd at " + plain + ": it serves TLS, and the endpoint says http://: use https:// and give --cacert"},
+		"ls", "--endpoints="+plain, "--dial-timeout=1s")
 	// A key that is not the certificate's.
 	expect(t, nil, 1, []string{"bad certificates: --cert " + cert + " / --key " + ca},
 		"ls", "--endpoints="+ep, "--cacert="+ca, "--cert="+cert, "--key="+ca)
@@ -101,7 +110,7 @@ func TestAuth(t *testing.T) {
 	expect(t, nil, 0, row, "ls", "echo", ep, "--user=root", "--password="+pw)
 	expect(t, nil, 0, row, "ls", "echo", ep, "--user", "root:"+pw)
 	expect(t, []string{"ETCDCTL_USER=root", "ETCDCTL_PASSWORD=" + pw}, 0, row, "ls", "echo", ep)
-	expect(t, []string{"ETCDCTL_USER=root:" + pw}, 0, row, "ls", ep)
+	expect(t, []string{"ETCDCTL_USER=root:" + pw}, 0, row, "ls", "echo", ep)
 	// The weight command writes under auth too.
 	expect(t, nil, 0, []string{"weight override 7"}, "weight", "echo", "127.0.0.1:1001", "7", ep, "--user=root:"+pw)
 

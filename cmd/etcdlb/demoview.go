@@ -119,7 +119,7 @@ func (v *view) setStep(title, look string) {
 func (v *view) say(line string) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	line = fmt.Sprintf("%5.1fs %s", time.Since(v.start).Seconds(), line)
+	line = fmt.Sprintf("%5.1fs %s", time.Since(v.start).Seconds(), esc(line))
 	if !v.d.cfg.tty {
 		fmt.Fprintln(v.d.env.stdout, line)
 		return
@@ -178,7 +178,7 @@ func (v *view) frameLocked() frame {
 		if wt == "" {
 			wt = "-"
 		}
-		f.backends = append(f.backends, frameBackend{name: be.name, addr: be.srv.Addr, zone: be.zone, weight: wt, inflight: be.srv.Inflight()})
+		f.backends = append(f.backends, frameBackend{name: be.name, addr: be.srv.Addr, zone: be.zone, weight: esc(wt), inflight: be.srv.Inflight()})
 	}
 	return f
 }

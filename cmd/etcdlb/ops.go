@@ -111,9 +111,10 @@ func forceFlag(usage string) func(fs *flag.FlagSet, a *invocation) {
 	return func(fs *flag.FlagSet, a *invocation) { fs.BoolVar(&a.force, "force", false, usage) }
 }
 
-// fail prints err for command c and returns exitError.
+// fail prints err for command c, escaped (it may quote etcd's keys), and
+// returns exitError.
 func fail(e *env, c *command, err error) int {
-	fmt.Fprintf(e.stderr, "etcdlb %s: %v\n", c.name, err)
+	fmt.Fprintf(e.stderr, "etcdlb %s: %s\n", c.name, esc(err.Error()))
 	return exitError
 }
 
@@ -129,13 +130,19 @@ func runLs(c *command, e *env, a *invocation) int {
 	var services []string
 	if len(pos) == 1 {
 		services = pos
-	} else if services, err = listServices(ctx, cli, cf.prefix); err != nil {
-		return fail(e, c, err)
+	} else if services, err = resolver.Services(ctx, cli, cf.opts()...); err != nil {
+		return fail(e, c, fmt.Errorf("%w; \"etcdlb ls SERVICE\" lists one service without it", err))
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tADDR\tWEIGHT\tOWN\tOVERRIDE\tZONE\tMETADATA\tTTL\tSTATUS")
 	for _, svc := range services {
 		ins, err := resolver.List(ctx, cli, svc, cf.opts()...)
+		var pe *resolver.PermissionError
+		if err != nil && len(pos) == 0 && errors.As(err, &pe) {
+			// Another team's service, in a listing of all: say so, go on.
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\tdenied: no %s permission on %q\n", esc(svc), pe.Perm, esc(pe.Key))
+			continue
+		}
 		if err != nil {
 			return fail(e, c, err)
 		}
@@ -159,41 +166,12 @@ func runLs(c *command, e *env, a *invocation) int {
 			if in.Err == nil {
 				w = fmt.Sprint(in.Weight())
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", svc, in.ID, w, own, ovr,
-				dash(in.Own.Zone), dash(metadata(in.Own.Metadata)), ttl, st)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", esc(svc), esc(in.ID), w, own, ovr,
+				esc(dash(in.Own.Zone)), esc(dash(metadata(in.Own.Metadata))), ttl, esc(st))
 		}
 	}
 	tw.Flush()
 	return exitOK
-}
-
-// listServices returns the services with keys under prefix: every key's
-// path up to its last "/", except etcdlb's reserved keys.
-func listServices(ctx context.Context, cli *clientv3.Client, prefix string) ([]string, error) {
-	opts := []clientv3.OpOption{clientv3.WithKeysOnly()}
-	if prefix == "" {
-		opts = append(opts, clientv3.WithFromKey())
-	} else {
-		opts = append(opts, clientv3.WithPrefix())
-	}
-	key := prefix
-	if key == "" {
-		key = "\x00"
-	}
-	resp, err := cli.Get(ctx, key, opts...)
-	if err != nil {
-		return nil, err
-	}
-	set := map[string]bool{}
-	for _, kv := range resp.Kvs {
-		k := strings.TrimPrefix(string(kv.Key), prefix)
-		i := strings.LastIndex(k, "/")
-		if i <= 0 || k == resolver.ReservedName || strings.HasPrefix(k, resolver.ReservedName+"/") {
-			continue
-		}
-		set[k[:i]] = true
-	}
-	return slices.Sorted(maps.Keys(set)), nil
 }
 
 func reason(err error) string {
@@ -289,7 +267,7 @@ func setOverride(c *command, e *env, cf *connFlags, service, addr string, w uint
 	if w == 0 {
 		what = "drained (weight override 0)"
 	}
-	fmt.Fprintf(e.stdout, "%s %s: %s; %s\n", service, addr, what, own)
+	fmt.Fprintf(e.stdout, "%s %s: %s; %s\n", esc(service), esc(addr), what, own)
 	return exitOK
 }
 
@@ -334,7 +312,7 @@ func clearOverride(c *command, e *env, cf *connFlags, service, addr string, only
 		if in.Err == nil && in.Own.Weight == 0 {
 			msg += " (the server drained itself: own weight 0)"
 		}
-		fmt.Fprintf(e.stdout, "%s %s: %s\n", service, addr, msg)
+		fmt.Fprintf(e.stdout, "%s %s: %s\n", esc(service), esc(addr), msg)
 		return exitOK
 	}
 	if onlyDrain && ve == nil && w != 0 {
@@ -347,7 +325,7 @@ func clearOverride(c *command, e *env, cf *connFlags, service, addr string, only
 	if ferr == nil && in.Err == nil {
 		own = fmt.Sprintf("own weight %d applies", in.Own.Weight)
 	}
-	fmt.Fprintf(e.stdout, "%s %s: override cleared; %s\n", service, addr, own)
+	fmt.Fprintf(e.stdout, "%s %s: override cleared; %s\n", esc(service), esc(addr), own)
 	return exitOK
 }
 
@@ -365,6 +343,11 @@ func runWatch(c *command, e *env, a *invocation) int {
 	svcPrefix := resolver.ServicePrefix(cf.prefix, service)
 	ovrPrefix := resolver.OverridePrefix(cf.prefix, service)
 	lctx, cancel := context.WithTimeout(ctx, opTimeout)
+	// List checks the name, and names the prefix a user may not read.
+	if _, err := resolver.List(lctx, cli, service, cf.opts()...); err != nil {
+		cancel()
+		return fail(e, c, err)
+	}
 	resp, err := cli.Txn(lctx).Then(
 		clientv3.OpGet(svcPrefix, clientv3.WithPrefix()),
 		clientv3.OpGet(ovrPrefix, clientv3.WithPrefix()),
@@ -373,11 +356,8 @@ func runWatch(c *command, e *env, a *invocation) int {
 	if err != nil {
 		return fail(e, c, err)
 	}
-	if _, err := resolver.List(ctx, cli, service); err != nil { // checks the name
-		return fail(e, c, err)
-	}
 	rev := resp.Header.Revision
-	fmt.Fprintf(e.stdout, "watching %s (and %s) from revision %d; Ctrl-C to stop\n", svcPrefix, ovrPrefix, rev+1)
+	fmt.Fprintf(e.stdout, "watching %s (and %s) from revision %d; Ctrl-C to stop\n", esc(svcPrefix), esc(ovrPrefix), rev+1)
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		printEvent(e, svcPrefix, ovrPrefix, false, string(kv.Key), kv.Value)
 	}
@@ -414,15 +394,15 @@ func runWatch(c *command, e *env, a *invocation) int {
 func printEvent(e *env, svcPrefix, ovrPrefix string, deleted bool, key string, value []byte) {
 	if id, ok := strings.CutPrefix(key, ovrPrefix); ok {
 		if deleted {
-			fmt.Fprintf(e.stdout, "override cleared  %s\n", id)
+			fmt.Fprintf(e.stdout, "override cleared  %s\n", esc(id))
 			return
 		}
 		w, err := resolver.DecodeOverride(key, value)
 		if err != nil {
-			fmt.Fprintf(e.stdout, "override rejected %s  %s\n", id, reason(err))
+			fmt.Fprintf(e.stdout, "override rejected %s  %s\n", esc(id), esc(reason(err)))
 			return
 		}
-		fmt.Fprintf(e.stdout, "override          %s  weight=%d\n", id, w)
+		fmt.Fprintf(e.stdout, "override          %s  weight=%d\n", esc(id), w)
 		return
 	}
 	id := strings.TrimPrefix(key, svcPrefix)
@@ -430,13 +410,14 @@ func printEvent(e *env, svcPrefix, ovrPrefix string, deleted bool, key string, v
 		return // not an endpoint of this service: the resolver ignores it
 	}
 	if deleted {
-		fmt.Fprintf(e.stdout, "removed           %s\n", id)
+		fmt.Fprintf(e.stdout, "removed           %s\n", esc(id))
 		return
 	}
 	v, err := resolver.DecodeValue(key, id, value)
 	if err != nil {
-		fmt.Fprintf(e.stdout, "rejected          %s  %s\n", id, reason(err))
+		fmt.Fprintf(e.stdout, "rejected          %s  %s\n", esc(id), esc(reason(err)))
 		return
 	}
-	fmt.Fprintf(e.stdout, "endpoint          %s  addr=%s weight=%d zone=%s metadata=%s\n", id, v.Addr, v.Weight, dash(v.Zone), dash(metadata(v.Metadata)))
+	fmt.Fprintf(e.stdout, "endpoint          %s  addr=%s weight=%d zone=%s metadata=%s\n",
+		esc(id), esc(v.Addr), v.Weight, esc(dash(v.Zone)), esc(dash(metadata(v.Metadata))))
 }

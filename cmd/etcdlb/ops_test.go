@@ -2,9 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -163,44 +165,7 @@ func TestWatch(t *testing.T) {
 	f := newFixture(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), "watch", "echo", f.ep)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 100)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		io.Copy(io.Discard, out)
-	}()
-	defer func() { cmd.Process.Kill(); cmd.Wait() }()
-	expect := func(parts ...string) {
-		t.Helper()
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("etcdlb watch ended while waiting for %q", parts)
-				}
-				match := true
-				for _, p := range parts {
-					match = match && strings.Contains(l, p)
-				}
-				if match {
-					return
-				}
-			case <-ctx.Done():
-				t.Fatalf("etcdlb watch: no line with %q", parts)
-			}
-		}
-	}
+	expect := startWatch(t, ctx, nil, "watch", "echo", f.ep)
 	expect("endpoint", f.addrs[0], "weight=1", "zone=a")
 	expect("rejected", "bad", "malformed_json")
 	expect("synced")
@@ -220,6 +185,94 @@ func TestWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("override cleared", f.addrs[1])
+}
+
+// startWatch runs etcdlb with args (a watch) until ctx ends or the test
+// does, and returns a function that waits for a line of its stdout holding
+// every one of parts, and returns it.
+func startWatch(t *testing.T, ctx context.Context, env []string, args ...string) func(parts ...string) string {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 100)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		io.Copy(io.Discard, out)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return func(parts ...string) string {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					cmd.Wait()
+					t.Fatalf("etcdlb %s ended while waiting for %q; stderr: %s", strings.Join(args, " "), parts, stderr.String())
+				}
+				match := true
+				for _, p := range parts {
+					match = match && strings.Contains(l, p)
+				}
+				if match {
+					return l
+				}
+			case <-ctx.Done():
+				t.Fatalf("etcdlb %s: no line with %q", strings.Join(args, " "), parts)
+			}
+		}
+	}
+}
+
+// TestHostileText: text from etcd reaches the operator's terminal escaped,
+// a zone or metadata with a control character is rejected, and ls lists
+// only etcdlb's services, never other keys of a shared etcd.
+func TestHostileText(t *testing.T) {
+	f := newFixture(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for k, v := range map[string]string{
+		"echo/x\x1b[2Jy":               `{"addr":"127.0.0.1:7"}`,
+		"echo/127.0.0.1:8":             `{"addr":"127.0.0.1:8","zone":"a\u001b]0;pwned\u0007\u001b[2J"}`,
+		"echo/127.0.0.1:9":             `{"addr":"127.0.0.1:9","metadata":{"k":"\u001b[31mred"}}`,
+		"/registry/pods/default/nginx": `{"kind":"Pod"}`,
+		"other/10.0.0.1:80":            `{"addr":"10.0.0.1:80"}`,
+	} {
+		if _, err := f.cli.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw := func(what, out string) {
+		t.Helper()
+		if strings.ContainsAny(out, "\x1b\a") {
+			t.Errorf("%s printed a raw escape:\n%q", what, out)
+		}
+	}
+	r := f.run(t, 0, []string{`x\x1b[2Jy`, "rejected: control_char: zone", "rejected: control_char: metadata"}, "ls", "echo", f.ep)
+	raw("ls echo", r.stdout)
+	r = f.run(t, 0, []string{"echo", f.addrs[0]}, "ls", f.ep)
+	raw("ls", r.stdout)
+	for _, foreign := range []string{"registry", "other", "nginx"} {
+		if strings.Contains(r.stdout, foreign) {
+			t.Errorf("ls lists a key that is not an etcdlb service (%s):\n%s", foreign, r.stdout)
+		}
+	}
+	expect := startWatch(t, ctx, nil, "watch", "echo", f.ep)
+	raw("watch", expect("rejected", "127.0.0.1:8", "control_char"))
+	raw("watch", expect("rejected", "127.0.0.1:9", "control_char"))
+	raw("watch", expect("endpoint", `x\x1b[2Jy`, "addr=127.0.0.1:7"))
 }
 
 // TestWeightChangesLiveSplit: "etcdlb weight" moves a running client's
