@@ -122,7 +122,8 @@ func start(t testing.TB, bin, version string) (*Proc, error) {
 		"--name=p", "--data-dir="+t.TempDir(),
 		"--listen-client-urls="+client, "--advertise-client-urls="+client,
 		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
-		"--initial-cluster=p="+peer, "--logger=zap", "--log-level=error")
+		"--initial-cluster=p="+peer, "--logger=zap", "--log-level=error",
+		"--bcrypt-cost=4")
 	var stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
