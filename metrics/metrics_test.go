@@ -18,7 +18,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver"
 
-	_ "github.com/etcdlb/etcdlb/balancer"
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/poll"
@@ -187,7 +187,7 @@ func backend(t *testing.T) *testserver.Server {
 func TestBalancerMetricsFollowRealPicks(t *testing.T) {
 	reg, m := newMetrics(t)
 	a, b := backend(t), backend(t)
-	for _, policy := range []string{"etcdlb_round_robin", "etcdlb_weighted", "etcdlb_least_inflight"} {
+	for _, policy := range etcdlb.Names() {
 		for range 2 { // two ClientConns, same policy and service: series add up
 			client := dial(t, m, policy, a.Addr, b.Addr)
 			for range 30 {
@@ -215,8 +215,10 @@ func TestBalancerMetricsFollowRealPicks(t *testing.T) {
 	if got := a.Calls() + b.Calls(); got != 180 {
 		t.Errorf("backends served %d calls, want 180", got)
 	}
-	if _, ok := value(t, reg, "etcdlb_balancer_inflight_calls", map[string]string{"policy": "etcdlb_least_inflight", "endpoint": a.Addr}); !ok {
-		t.Error("no etcdlb_balancer_inflight_calls series for least-inflight")
+	for _, p := range etcdlb.Policies() {
+		if _, ok := value(t, reg, "etcdlb_balancer_inflight_calls", map[string]string{"policy": p.Name, "endpoint": a.Addr}); ok != p.CountsInflight {
+			t.Errorf("%s: an etcdlb_balancer_inflight_calls series: %v, want %v (it counts calls in flight: %[3]v)", p.Name, ok, p.CountsInflight)
+		}
 	}
 	lint(t, reg)
 }

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/peer"
 	grpcresolver "google.golang.org/grpc/resolver"
 
-	_ "github.com/etcdlb/etcdlb/balancer" // the etcdlb_* policies
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/resolver"
 	"github.com/etcdlb/etcdlb/resolver/static"
@@ -31,17 +31,25 @@ type Policy struct {
 	Name string
 	// Ours is true for etcdlb's policies, which read zones and weights.
 	Ours bool
+	// Weights is how an etcdlb policy's picks follow the weights;
+	// WeightsIgnored for grpc-go's.
+	Weights etcdlb.Weights
 }
 
-// Policies are the policies every scenario runs: etcdlb's three, then
-// grpc-go's round_robin, least_request_experimental and pick_first.
-var Policies = []Policy{
-	{"etcdlb_round_robin", true},
-	{"etcdlb_weighted", true},
-	{"etcdlb_least_inflight", true},
-	{"round_robin", false},
-	{"least_request_experimental", false},
-	{"pick_first", false},
+// Policies are the policies every scenario runs: etcdlb's, from its table,
+// then grpc-go's round_robin, least_request_experimental and pick_first.
+var Policies = append(etcdlbPolicies(),
+	Policy{Name: "round_robin"},
+	Policy{Name: "least_request_experimental"},
+	Policy{Name: "pick_first"},
+)
+
+func etcdlbPolicies() []Policy {
+	var ps []Policy
+	for _, p := range etcdlb.Policies() {
+		ps = append(ps, Policy{Name: p.Name, Ours: true, Weights: p.Weights})
+	}
+	return ps
 }
 
 // ServiceConfig is the client's service config for p, with the client in

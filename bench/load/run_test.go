@@ -3,10 +3,12 @@ package load
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 )
 
@@ -19,7 +21,9 @@ func TestRunAllShort(t *testing.T) {
 		t.Skip("real load for a few seconds")
 	}
 	etcd := embedetcd.StartT(t, embedetcd.Options{})
-	ps := []Policy{Policies[1], Policies[3]} // etcdlb_weighted, round_robin
+	// etcdlb_weighted, round_robin
+	exact := slices.IndexFunc(Policies, func(p Policy) bool { return p.Weights == etcdlb.WeightsExact })
+	ps := []Policy{Policies[exact], Policies[len(etcdlb.Names())]}
 	rs, err := RunAll(context.Background(), Scenarios(), ps, Options{Etcd: etcd.ClientT(t), Scale: 0.1, CallTimeout: 2 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	lbpolicies "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -19,7 +21,7 @@ func (d *demo) scenario(ctx context.Context) (failed int) {
 	a1, a2, a3 := d.backends[0], d.backends[1], d.backends[2]
 	zoneA := []int{0, 1, 2}
 	zoneB := []int{3, 4, 5}
-	const weighted = 1 // index of etcdlb_weighted in demoPolicies
+	weighted := exactlyWeighted()
 
 	steps := []struct {
 		title, look, claim string
@@ -211,7 +213,7 @@ func (d *demo) all(f func(w window, p int) (bool, string)) check {
 			if saw != "" {
 				saw += "; "
 			}
-			saw += fmt.Sprintf("%s: %s, %d errors", shortPolicy[name], s, w.errs[p])
+			saw += fmt.Sprintf("%s: %s, %d errors", shortPolicy(name), s, w.errs[p])
 		}
 		return ok, saw
 	}
@@ -224,4 +226,11 @@ func (d *demo) zoneShare(w window, p int, bs []int) float64 {
 		s += w.share(p, b)
 	}
 	return s
+}
+
+// exactlyWeighted is the index in demoPolicies of the first policy whose
+// picks follow the weights exactly (etcdlb_weighted), whose column the
+// weight step checks.
+func exactlyWeighted() int {
+	return slices.IndexFunc(lbpolicies.Policies(), func(p lbpolicies.Policy) bool { return p.Weights == lbpolicies.WeightsExact })
 }
