@@ -383,3 +383,30 @@ func TestPicksFromSeveralCoresStripeTheCounters(t *testing.T) {
 		})
 	}
 }
+
+// TestTableMatchesTheRegistry checks what the table of policies
+// promises: every policy is registered under its name, and Names and
+// Policies agree.
+func TestTableMatchesTheRegistry(t *testing.T) {
+	names := etcdlb.Names()
+	for i, p := range etcdlb.Policies() {
+		if p.Name != names[i] {
+			t.Errorf("Policies()[%d] is %s, Names()[%d] %s", i, p.Name, i, names[i])
+		}
+		if balancer.Get(p.Name) == nil {
+			t.Errorf("%s is not registered", p.Name)
+		}
+	}
+}
+
+// TestParamsAreConfigFields checks that the config fields the table gives
+// a policy alone are fields of Config, which config parsing reads by name.
+func TestParamsAreConfigFields(t *testing.T) {
+	for policy, fields := range etcdlb.ParamFields() {
+		for field, ok := range fields {
+			if !ok {
+				t.Errorf("%s: param %q is not a field of Config", policy, field)
+			}
+		}
+	}
+}

@@ -139,6 +139,29 @@ func TestNewRejectsNilAndReusesCollectors(t *testing.T) {
 	}
 }
 
+// TestNewRejectsNamesTakenByOthers checks that a collector already
+// registered under one of etcdlb's names, with another type or other
+// labels, makes New fail with an error naming the metric, rather than
+// leave a nil collector that panics on first use.
+func TestNewRejectsNamesTakenByOthers(t *testing.T) {
+	for name, c := range map[string]prometheus.Collector{
+		"another type": prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "etcdlb_resolver_updates_total", Help: "Endpoint sets pushed to gRPC."}, []string{"service"}),
+		"other labels": prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdlb_resolver_updates_total", Help: "Endpoint sets pushed to gRPC."}, []string{"service", "zone"}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(c)
+			m, err := metrics.New(reg)
+			if err == nil || !strings.Contains(err.Error(), "etcdlb_resolver_updates_total") {
+				t.Fatalf("New = %v, %v; want an error naming etcdlb_resolver_updates_total", m, err)
+			}
+			t.Log(err)
+		})
+	}
+}
+
 // dial connects a client with policy to backends through a static resolver
 // carrying m.
 func dial(t *testing.T, m *metrics.Metrics, policy string, eps ...string) testgrpc.TestServiceClient {
