@@ -34,6 +34,8 @@ type Policy struct {
 	// Weights is how an etcdlb policy's picks follow the weights;
 	// WeightsIgnored for grpc-go's.
 	Weights etcdlb.Weights
+	// CountsInflight: an etcdlb policy that picks by the calls in flight.
+	CountsInflight bool
 }
 
 // Policies are the policies every scenario runs: etcdlb's, from its table,
@@ -47,7 +49,7 @@ var Policies = append(etcdlbPolicies(),
 func etcdlbPolicies() []Policy {
 	var ps []Policy
 	for _, p := range etcdlb.Policies() {
-		ps = append(ps, Policy{Name: p.Name, Ours: true, Weights: p.Weights})
+		ps = append(ps, Policy{Name: p.Name, Ours: true, Weights: p.Weights, CountsInflight: p.CountsInflight})
 	}
 	return ps
 }
