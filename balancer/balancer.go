@@ -12,6 +12,32 @@
 // Import the package for its side effect to register the policies:
 //
 //	import _ "github.com/etcdlb/etcdlb/balancer"
+//
+// # One core, a table of policies
+//
+// The core (lb and child: the children, rebuilds, zone selection and the
+// wait for the local zone, drain, error messages, metrics) is written once.
+// What tells the policies apart is one entry each in the table in
+// policies.go: the name, how the picks follow weights, the per-endpoint
+// state the pickers keep (picker.Tracks), the config fields only this
+// policy takes with their defaults and limits, and the picker.Algorithm.
+// Config parsing, the metrics, the demo, the benchmarks and the tests that
+// run every policy read the table (Policies, Names).
+//
+// To add a policy:
+//
+//  1. write its algorithm in a file of its own in package picker: a type
+//     that implements picker.Algorithm, whose NewPicker builds an immutable
+//     picker of its own type (no lock, no allocation per pick), using
+//     fixedResults and pickEndpoint as the others do;
+//  2. if it keeps per-endpoint state beyond what picker.Tracks offers, add
+//     a Tracks bit and the state to picker.Counters (which the balancer
+//     packs densely; keep it small);
+//  3. add its name constant and its entry to the table; a config field of
+//     its own is a field of Config (with its doc) and a param in the entry;
+//  4. test the algorithm in picker, and the entry in balancer's
+//     table-driven tests (they pick it up by themselves), and document it
+//     in the README's Policies section.
 package balancer
 
 import (
@@ -19,49 +45,7 @@ import (
 
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/serviceconfig"
-
-	"github.com/etcdlb/etcdlb/picker"
 )
-
-// Names of the policies, as used in loadBalancingConfig.
-const (
-	RoundRobinName    = "etcdlb_round_robin"
-	WeightedName      = "etcdlb_weighted"
-	LeastInflightName = "etcdlb_least_inflight"
-)
-
-// policy is what distinguishes the three policies: their name and how they
-// build a picker over the selected endpoints.
-type policy struct {
-	name string
-	// leastInflight policies count in-flight RPCs and take choiceCount.
-	leastInflight bool
-	// newPicker builds a picker over eps; round robin and weighted count
-	// their picks as c says.
-	newPicker func(eps []picker.Endpoint, cfg *Config, c picker.Counting) balancer.Picker
-}
-
-var policies = []*policy{
-	{
-		name: RoundRobinName,
-		newPicker: func(eps []picker.Endpoint, _ *Config, c picker.Counting) balancer.Picker {
-			return picker.NewRoundRobin(eps, c)
-		},
-	},
-	{
-		name: WeightedName,
-		newPicker: func(eps []picker.Endpoint, _ *Config, c picker.Counting) balancer.Picker {
-			return picker.NewWeighted(eps, c)
-		},
-	},
-	{
-		name:          LeastInflightName,
-		leastInflight: true,
-		newPicker: func(eps []picker.Endpoint, cfg *Config, _ picker.Counting) balancer.Picker {
-			return picker.NewLeastInflight(eps, cfg.ChoiceCount)
-		},
-	},
-}
 
 func init() {
 	for _, p := range policies {

@@ -14,11 +14,11 @@ import (
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/fakecc"
+	"github.com/etcdlb/etcdlb/internal/pickerinfo"
 	"github.com/etcdlb/etcdlb/internal/workers"
-	"github.com/etcdlb/etcdlb/picker"
 )
 
-var allPolicies = []string{etcdlb.RoundRobinName, etcdlb.WeightedName, etcdlb.LeastInflightName}
+var allPolicies = etcdlb.Names()
 
 func TestParseConfig(t *testing.T) {
 	second := etcdlb.Duration(time.Second)
@@ -40,8 +40,10 @@ func TestParseConfig(t *testing.T) {
 		{policy: etcdlb.WeightedName, config: `{"localZoneWait":"21s"}`, wantErr: "localZoneWait: 21s, must be from 0s to 20s"},
 		{policy: etcdlb.WeightedName, config: `{"localZoneWait":"soon"}`, wantErr: `config field localZoneWait: "soon" is not a duration`},
 		{policy: etcdlb.WeightedName, config: `{"localZoneWait":1}`, wantErr: `config field localZoneWait: 1 is not a duration string`},
-		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":1}`, wantErr: "choiceCount: 1, must be from 2 to 10"},
-		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":11}`, wantErr: "choiceCount: 11"},
+		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":1}`, wantErr: "choiceCount: 1, must be at least 2"},
+		// Above 10 counts as 10, as grpc-go's least_request_experimental
+		// takes it (gRFC A48).
+		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":11}`, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second, ChoiceCount: 10}},
 		{policy: etcdlb.WeightedName, config: `{"choiceCount":2}`, wantErr: "choiceCount: only etcdlb_least_inflight"},
 		{policy: etcdlb.WeightedName, config: `{"localZoneMinReady":0}`, wantErr: "localZoneMinReady: 0, must be at least 1"},
 		{policy: etcdlb.WeightedName, config: `{"localzone":"a"}`, wantErr: `config field "localzone": unknown`},
@@ -339,21 +341,28 @@ func TestPicksFromSeveralCoresStripeTheCounters(t *testing.T) {
 	if runtime.GOMAXPROCS(0) < 2 {
 		t.Skip("needs two cores picking at once")
 	}
-	for policy, want := range map[string]map[string]int{
-		etcdlb.RoundRobinName: {"a:1": 200, "b:1": 200, "c:1": 200},
-		etcdlb.WeightedName:   {"a:1": 100, "b:1": 200, "c:1": 300},
-	} {
-		t.Run(policy, func(t *testing.T) {
-			h := newHarness(t, policy, `{}`, true)
+	for _, policy := range etcdlb.Policies() {
+		want := map[string]int{"a:1": 200, "b:1": 200, "c:1": 200}
+		switch policy.Weights {
+		case etcdlb.WeightsExact:
+			want = map[string]int{"a:1": 100, "b:1": 200, "c:1": 300}
+		case etcdlb.WeightsSampled:
+			continue // no exact split to wait for; and it counts per endpoint
+		}
+		t.Run(policy.Name, func(t *testing.T) {
+			h := newHarness(t, policy.Name, `{}`, true)
 			eps := []resolver.Endpoint{ep("a:1", 1, ""), ep("b:1", 2, ""), ep("c:1", 3, "")}
 			h.update(eps...)
 			p := h.waitForSplit(600, want)
+			if !pickerinfo.Stripes(p) {
+				t.Skip("the policy's pickers do not count on a shared counter")
+			}
 			split(p, 100_000)
 			// The update rebuilds the picker at once: had the picks
 			// above reported contention, it would be striped.
 			h.update(eps...)
 			s, _, _ := h.cc.State()
-			if picker.Striped(s.Picker) {
+			if pickerinfo.Striped(s.Picker) {
 				t.Fatal("one goroutine picking moved the picker to striped counters")
 			}
 			before := h.cc.NewSubConnCount()
@@ -363,7 +372,7 @@ func TestPicksFromSeveralCoresStripeTheCounters(t *testing.T) {
 				split(s.Picker, 1000)
 				return true
 			})
-			h.waitFor("a striped picker", func(s balancer.State) bool { return picker.Striped(s.Picker) })
+			h.waitFor("a striped picker", func(s balancer.State) bool { return pickerinfo.Striped(s.Picker) })
 			stop()
 			// One goroutine on a striped picker keeps to one stripe, an
 			// exact round robin of its own.
@@ -372,5 +381,32 @@ func TestPicksFromSeveralCoresStripeTheCounters(t *testing.T) {
 				t.Errorf("moving to striped counters created %d SubConns, want 0", got-before)
 			}
 		})
+	}
+}
+
+// TestTableMatchesTheRegistry checks what the table of policies
+// promises: every policy is registered under its name, and Names and
+// Policies agree.
+func TestTableMatchesTheRegistry(t *testing.T) {
+	names := etcdlb.Names()
+	for i, p := range etcdlb.Policies() {
+		if p.Name != names[i] {
+			t.Errorf("Policies()[%d] is %s, Names()[%d] %s", i, p.Name, i, names[i])
+		}
+		if balancer.Get(p.Name) == nil {
+			t.Errorf("%s is not registered", p.Name)
+		}
+	}
+}
+
+// TestParamsAreConfigFields checks that the config fields the table gives
+// a policy alone are fields of Config, which config parsing reads by name.
+func TestParamsAreConfigFields(t *testing.T) {
+	for policy, fields := range etcdlb.ParamFields() {
+		for field, ok := range fields {
+			if !ok {
+				t.Errorf("%s: param %q is not a field of Config", policy, field)
+			}
+		}
 	}
 }

@@ -23,7 +23,11 @@ type child struct {
 
 	// Immutable.
 	parent *lb
-	addr   string // for error messages: the endpoint's addresses
+	// lbMu serializes calls into pick_first, which top-down calls and
+	// exitIdle goroutines would otherwise make concurrently. It is taken
+	// before parent.mu, never while holding it (see lb).
+	lbMu sync.Mutex
+	addr string // for error messages: the endpoint's addresses
 	// done ends an RPC picked on this endpoint. Bound once, so a pick does
 	// not allocate; nil when the policy keeps no per-RPC state.
 	done func(balancer.DoneInfo)
@@ -42,9 +46,7 @@ type child struct {
 	// longer on its first connection (see Config.LocalZoneWait).
 	settled bool
 
-	// lbMu serializes calls into pick_first, which top-down calls and
-	// exitIdle goroutines would otherwise make concurrently.
-	lbMu   sync.Mutex
+	// Guarded by lbMu.
 	lb     balancer.Balancer
 	closed bool
 }
@@ -62,11 +64,25 @@ func (b *lb) newChild(ep resolver.Endpoint) *child {
 		appeared:   b.clock.Now(),
 		state:      balancer.State{ConnectivityState: connectivity.Connecting},
 	}
-	if b.policy.leastInflight {
-		c.done = c.counters.Done
-	}
+	c.done = b.policy.tracks.Done(c.counters)
 	c.lb = balancer.Get(pickfirst.Name).Build(c, b.opts)
 	return c
+}
+
+// stateIndexLocked is the index in endpointStates of c's state, as the
+// metrics report it. Guarded by parent.mu.
+func (c *child) stateIndexLocked() int {
+	switch c.state.ConnectivityState {
+	case connectivity.Ready:
+		if c.attrs.Weight == 0 {
+			return stateDrained
+		}
+		return stateReady
+	case connectivity.TransientFailure:
+		return stateFailing
+	default:
+		return stateConnecting
+	}
 }
 
 // UpdateState receives the pick_first child's state.

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"google.golang.org/grpc/serviceconfig"
-
-	"github.com/etcdlb/etcdlb/picker"
 )
 
 // Config is the JSON configuration of every etcdlb policy, given in the
@@ -47,7 +46,8 @@ type Config struct {
 	LocalZoneWait Duration `json:"localZoneWait"`
 
 	// ChoiceCount is how many endpoints etcdlb_least_inflight samples per
-	// pick. Default 2; values outside [2, 10] are rejected. Only
+	// pick. Default 2; below 2 is rejected, above 10 counts as 10, as
+	// grpc-go's least_request_experimental takes it (gRFC A48). Only
 	// etcdlb_least_inflight accepts it.
 	ChoiceCount int `json:"choiceCount,omitempty"`
 }
@@ -86,13 +86,28 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// configFields are the JSON names of Config's fields.
-var configFields = []string{"localZone", "localZoneMinReady", "localZoneWait", "choiceCount"}
+// configFields are the JSON names of Config's fields, read from its tags,
+// and their indices in Config.
+var configFields, configIndex = jsonFields(reflect.TypeFor[Config]())
+
+// jsonFields returns the JSON names of t's fields, in their order, and
+// their indices.
+func jsonFields(t reflect.Type) (names []string, index map[string]int) {
+	index = map[string]int{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.IsExported() && name != "-" && name != "" {
+			names = append(names, name)
+			index[name] = f.Index[0]
+		}
+	}
+	return names, index
+}
 
 func defaultConfig(p *policy) *Config {
 	c := &Config{LocalZoneMinReady: 1, LocalZoneWait: defaultLocalZoneWait}
-	if p.leastInflight {
-		c.ChoiceCount = picker.DefaultChoiceCount
+	for _, pa := range p.params {
+		pa.setDefault(c)
 	}
 	return c
 }
@@ -118,21 +133,67 @@ func parseConfig(p *policy, js json.RawMessage) (*Config, error) {
 	if err := json.Unmarshal(js, c); err != nil {
 		return nil, fmt.Errorf("%s: config %s: %w", p.name, js, fieldError(fields, err))
 	}
-	switch {
-	case len(c.LocalZone) > maxZoneLength:
-		return nil, fmt.Errorf("%s: config field localZone: longer than %d bytes", p.name, maxZoneLength)
-	case c.LocalZoneWait < 0 || c.LocalZoneWait > maxLocalZoneWait:
-		return nil, fmt.Errorf("%s: config field localZoneWait: %v, must be from 0s to %v", p.name,
-			time.Duration(c.LocalZoneWait), time.Duration(maxLocalZoneWait))
-	case c.LocalZoneMinReady < 1:
-		return nil, fmt.Errorf("%s: config field localZoneMinReady: %d, must be at least 1", p.name, c.LocalZoneMinReady)
-	case !p.leastInflight && c.ChoiceCount != 0:
-		return nil, fmt.Errorf("%s: config field choiceCount: only %s takes it", p.name, LeastInflightName)
-	case p.leastInflight && (c.ChoiceCount < picker.MinChoiceCount || c.ChoiceCount > picker.MaxChoiceCount):
-		return nil, fmt.Errorf("%s: config field choiceCount: %d, must be from %d to %d",
-			p.name, c.ChoiceCount, picker.MinChoiceCount, picker.MaxChoiceCount)
+	if err := checkCommon(c); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.name, err)
+	}
+	if err := checkParams(p, c); err != nil {
+		return nil, fmt.Errorf("%s: %w", p.name, err)
 	}
 	return c, nil
+}
+
+// checkCommon checks the fields every policy takes.
+func checkCommon(c *Config) error {
+	switch {
+	case len(c.LocalZone) > maxZoneLength:
+		return fmt.Errorf("config field localZone: longer than %d bytes", maxZoneLength)
+	case c.LocalZoneWait < 0 || c.LocalZoneWait > maxLocalZoneWait:
+		return fmt.Errorf("config field localZoneWait: %v, must be from 0s to %v",
+			time.Duration(c.LocalZoneWait), time.Duration(maxLocalZoneWait))
+	case c.LocalZoneMinReady < 1:
+		return fmt.Errorf("config field localZoneMinReady: %d, must be at least 1", c.LocalZoneMinReady)
+	}
+	return nil
+}
+
+// checkParams rejects the fields that other policies take and p does not,
+// and checks p's own.
+func checkParams(p *policy, c *Config) error {
+	for _, other := range policies {
+		for _, pa := range other.params {
+			if !p.takes(pa.field) && !configField(c, pa.field).IsZero() {
+				return fmt.Errorf("config field %s: only %s takes it", pa.field, strings.Join(takers(pa.field), ", "))
+			}
+		}
+	}
+	for _, pa := range p.params {
+		if err := pa.check(c); err != nil {
+			return fmt.Errorf("config field %s: %w", pa.field, err)
+		}
+	}
+	return nil
+}
+
+// takes reports whether p has the param field.
+func (p *policy) takes(field string) bool {
+	return slices.ContainsFunc(p.params, func(pa param) bool { return pa.field == field })
+}
+
+// takers returns the names of the policies that have the param field.
+func takers(field string) []string {
+	var names []string
+	for _, p := range policies {
+		if p.takes(field) {
+			names = append(names, p.name)
+		}
+	}
+	return names
+}
+
+// configField returns the field of c whose JSON name is name, which the
+// table's params name and TestParamsAreConfigFields checks.
+func configField(c *Config, name string) reflect.Value {
+	return reflect.ValueOf(c).Elem().Field(configIndex[name])
 }
 
 // fieldError names the field of fields whose value err is about: the

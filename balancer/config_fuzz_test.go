@@ -39,8 +39,9 @@ func FuzzParseConfig(f *testing.F) {
 		if c.LocalZoneMinReady < 1 || len(c.LocalZone) > 256 {
 			t.Fatalf("%s accepted %q as %+v", name, js, c)
 		}
-		if lo, hi := 2, 10; name == etcdlb.LeastInflightName && (c.ChoiceCount < lo || c.ChoiceCount > hi) ||
-			name != etcdlb.LeastInflightName && c.ChoiceCount != 0 {
+		_, takesChoiceCount := etcdlb.ParamFields()[name]["choiceCount"]
+		if lo, hi := 2, 10; takesChoiceCount && (c.ChoiceCount < lo || c.ChoiceCount > hi) ||
+			!takesChoiceCount && c.ChoiceCount != 0 {
 			t.Fatalf("%s accepted %q with choiceCount %d", name, js, c.ChoiceCount)
 		}
 		again, err := json.Marshal(c)

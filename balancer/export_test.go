@@ -100,3 +100,17 @@ func ChildStates(bal balancer.Balancer) string {
 	}
 	return strings.Join(s, " ")
 }
+
+// ParamFields returns, for each policy, the JSON names of the config fields
+// it alone takes, and whether each is a field of Config.
+func ParamFields() map[string]map[string]bool {
+	m := map[string]map[string]bool{}
+	for _, p := range policies {
+		m[p.name] = map[string]bool{}
+		for _, pa := range p.params {
+			_, ok := configIndex[pa.field]
+			m[p.name][pa.field] = ok
+		}
+	}
+	return m
+}

@@ -127,7 +127,7 @@ func TestWeightChangeOverRealConnections(t *testing.T) {
 // resolver and servers, calls move to the other zone, and return when the
 // local zone is back.
 func TestZoneFailoverOverRealConnections(t *testing.T) {
-	for _, policy := range []string{etcdlb.RoundRobinName, etcdlb.WeightedName, etcdlb.LeastInflightName} {
+	for _, policy := range etcdlb.Names() {
 		t.Run(policy, func(t *testing.T) {
 			ss := backends(t, 4)
 			local, remote := ss[:2], ss[2:]

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,7 +12,9 @@ import (
 	"google.golang.org/grpc/balancer"
 	"google.golang.org/grpc/balancer/pickfirst"
 	"google.golang.org/grpc/connectivity"
+	estats "google.golang.org/grpc/experimental/stats"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/serviceconfig"
 	"google.golang.org/grpc/status"
 
 	"github.com/etcdlb/etcdlb/endpoint"
@@ -24,22 +25,25 @@ import (
 // lb is one policy instance of one ClientConn: a pick_first child per
 // endpoint, and a picker over the ready ones.
 //
-// Locking: mu is never held while calling into a child balancer, because a
-// child may call back UpdateState synchronously, which takes mu.
+// Lock order: child.lbMu, then lb.mu, then the metrics collector's lock.
+// mu is never held while calling into a child balancer: a child calls back
+// UpdateState synchronously, which takes mu, while the caller holds its
+// lbMu. The pick path takes no lock.
 type lb struct {
 	// Immutable.
 	cc     balancer.ClientConn
 	opts   balancer.BuildOptions
 	policy *policy
 	clock  clock
+	target string // the ClientConn's target, for grpc's metrics
+	// shared is the feedback of the successive pickers (picker.Shared):
+	// the first collision of picks from several cores on a round-robin
+	// counter rebuilds the picker, striped.
+	shared *picker.Shared
 
 	// Used only by UpdateClientConnState (through newChild), which grpc-go
 	// never calls concurrently.
 	counters counterSlab
-
-	// contended is set once a picker has seen picks from several cores at
-	// once (picker.Counting); every picker built after it is striped.
-	contended atomic.Bool
 
 	// Guarded by mu.
 	mu          sync.Mutex
@@ -47,12 +51,13 @@ type lb struct {
 	children    *resolver.EndpointMap[*child]
 	order       []*child // the children in the resolver's order
 	resolverErr error    // the last resolver error, until the next good update
-	// While a top-down call (an update from the resolver, ExitIdle) walks the
-	// children, their state changes only mark the picker dirty; it is
-	// rebuilt once at the end.
+	// Rebuilds: while a top-down call (an update from the resolver,
+	// ExitIdle) walks the children, their state changes only set dirty;
+	// the picker is rebuilt once at the end. Otherwise a change starts a
+	// rebuilding goroutine, one at a time (requestRebuildLocked).
 	inTopDown  bool
 	dirty      bool
-	rebuilding bool // a goroutine is rebuilding the picker
+	rebuilding bool
 	closed     bool
 	spilled    bool // the last picker left the local zone
 	// stopWait stops the timer that rebuilds the picker when the wait for
@@ -72,109 +77,132 @@ type lb struct {
 }
 
 func newBalancer(cc balancer.ClientConn, opts balancer.BuildOptions, p *policy, clk clock) *lb {
-	return &lb{
+	b := &lb{
 		cc:       cc,
 		opts:     opts,
 		policy:   p,
 		clock:    clk,
+		target:   cc.Target(),
 		cfg:      defaultConfig(p),
 		children: resolver.NewEndpointMap[*child](),
 	}
+	b.shared = picker.NewShared(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		b.requestRebuildLocked()
+	})
+	return b
 }
 
-// contention is told, through the Done of a pick, that a round robin or
-// weighted picker counting on one counter saw another core write it at the
-// same moment. From then on the pickers are striped: a serial pick costs
-// 1-2 ns more, and picks from several cores stop taking turns on one cache
-// line. The first report rebuilds the picker at once.
-func (b *lb) contention(balancer.DoneInfo) {
-	if b.contended.Load() || b.contended.Swap(true) {
-		return
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.requestRebuildLocked()
+// update is what UpdateClientConnState takes from one resolver state.
+type update struct {
+	cfg      *Config
+	children *resolver.EndpointMap[*child]
+	order    []*child         // the children in the resolver's order
+	attrs    []endpoint.Attrs // order's attributes
+	removed  []*child         // children whose endpoint is gone
+	noneWhy  error            // why there are no endpoints, when the resolver says
 }
 
 func (b *lb) UpdateClientConnState(ccs balancer.ClientConnState) error {
-	cfg, ok := ccs.BalancerConfig.(*Config)
-	if ccs.BalancerConfig != nil && !ok {
-		return fmt.Errorf("%s: config of type %T, want *balancer.Config: %w", b.policy.name, ccs.BalancerConfig, balancer.ErrBadResolverState)
+	cfg, err := b.config(ccs.BalancerConfig)
+	if err != nil {
+		return err
+	}
+	old := b.beginTopDown(metrics.From(ccs.ResolverState))
+	u, firstErr := b.updateChildren(old, ccs.ResolverState)
+	u.cfg, u.noneWhy = cfg, endpoint.NoEndpointsReason(ccs.ResolverState)
+	b.endTopDown(u)
+	// Closed once the new picker no longer points at them.
+	for _, c := range u.removed {
+		c.close()
+	}
+	if len(u.order) == 0 {
+		return balancer.ErrBadResolverState
+	}
+	return firstErr
+}
+
+// config returns the parsed config grpc-go passes, or the defaults.
+func (b *lb) config(c serviceconfig.LoadBalancingConfig) (*Config, error) {
+	cfg, ok := c.(*Config)
+	if c != nil && !ok {
+		return nil, fmt.Errorf("%s: config of type %T, want *balancer.Config: %w", b.policy.name, c, balancer.ErrBadResolverState)
 	}
 	if cfg == nil {
 		cfg = defaultConfig(b.policy)
 	}
+	return cfg, nil
+}
 
+// beginTopDown starts a resolver update: children's state changes wait
+// for its end. It returns the children before the update.
+func (b *lb) beginTopDown(m *metrics.Metrics) *resolver.EndpointMap[*child] {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.inTopDown = true
-	old := b.children
-	b.setMetricsLocked(metrics.From(ccs.ResolverState))
-	b.mu.Unlock()
+	b.setMetricsLocked(m)
+	return b.children
+}
 
+// updateChildren passes each endpoint of s to its child, made when new,
+// and returns the children and which of old are gone, with the first error
+// a child returned.
+func (b *lb) updateChildren(old *resolver.EndpointMap[*child], s resolver.State) (update, error) {
 	// Health listening lets client-side health checks and outlier detection
 	// reach the pick_first children.
-	childResolverState := pickfirst.EnableHealthListener(resolver.State{Attributes: ccs.ResolverState.Attributes})
-	children := resolver.NewEndpointMap[*child]()
-	order := make([]*child, 0, len(ccs.ResolverState.Endpoints))
-	attrs := make([]endpoint.Attrs, 0, len(ccs.ResolverState.Endpoints))
+	childState := pickfirst.EnableHealthListener(resolver.State{Attributes: s.Attributes})
+	u := update{
+		children: resolver.NewEndpointMap[*child](),
+		order:    make([]*child, 0, len(s.Endpoints)),
+		attrs:    make([]endpoint.Attrs, 0, len(s.Endpoints)),
+	}
 	var firstErr error
-	for _, ep := range ccs.ResolverState.Endpoints {
-		if len(ep.Addresses) == 0 {
-			continue
-		}
-		if _, dup := children.Get(ep); dup {
+	for _, ep := range s.Endpoints {
+		if _, dup := u.children.Get(ep); dup || len(ep.Addresses) == 0 {
 			continue
 		}
 		c, ok := old.Get(ep)
 		if !ok {
 			c = b.newChild(ep)
 		}
-		children.Set(ep, c)
-		order = append(order, c)
-		attrs = append(attrs, endpoint.Get(ep))
-		s := childResolverState
-		s.Endpoints = []resolver.Endpoint{ep}
-		if err := c.updateClientConnState(balancer.ClientConnState{ResolverState: s}); err != nil && firstErr == nil {
+		u.children.Set(ep, c)
+		u.order = append(u.order, c)
+		u.attrs = append(u.attrs, endpoint.Get(ep))
+		cs := childState
+		cs.Endpoints = []resolver.Endpoint{ep}
+		if err := c.updateClientConnState(balancer.ClientConnState{ResolverState: cs}); err != nil && firstErr == nil {
 			firstErr = err
 		}
 	}
-
-	var removed []*child
 	for ep, c := range old.All() {
-		if _, ok := children.Get(ep); !ok {
-			removed = append(removed, c)
+		if _, ok := u.children.Get(ep); !ok {
+			u.removed = append(u.removed, c)
 		}
 	}
+	return u, firstErr
+}
 
+// endTopDown installs u and builds the picker.
+func (b *lb) endTopDown(u update) {
 	b.mu.Lock()
-	b.cfg = cfg
-	switch why := endpoint.NoEndpointsReason(ccs.ResolverState); {
-	case len(order) > 0:
+	defer b.mu.Unlock()
+	b.cfg = u.cfg
+	switch {
+	case len(u.order) > 0:
 		b.resolverErr = nil
-	case why != nil:
-		b.resolverErr = why
+	case u.noneWhy != nil:
+		b.resolverErr = u.noneWhy
 	} // else the last resolver error still says why there are none
-	b.children = children
-	b.order = order
-	for i, c := range order {
-		c.attrs = attrs[i]
+	b.children, b.order = u.children, u.order
+	for i, c := range u.order {
+		c.attrs = u.attrs[i]
 	}
-	for _, c := range removed {
+	for _, c := range u.removed {
 		c.removed = true
 	}
 	b.inTopDown = false
 	b.rebuildLocked()
-	b.mu.Unlock()
-
-	// Closed once the new picker no longer points at them.
-	for _, c := range removed {
-		c.close()
-	}
-
-	if len(order) == 0 {
-		return balancer.ErrBadResolverState
-	}
-	return firstErr
 }
 
 func (b *lb) ResolverError(err error) {
@@ -242,6 +270,14 @@ func (b *lb) requestRebuildLocked() {
 	}()
 }
 
+// snapshot is the children's states that one picker is built from.
+type snapshot struct {
+	ready   []picker.Endpoint
+	pending int      // Idle and Connecting: on their way to READY
+	failing []*child // in TransientFailure
+	counts  stateCounts
+}
+
 // rebuildLocked builds a picker over the children's current states and
 // pushes it to the ClientConn.
 func (b *lb) rebuildLocked() {
@@ -250,14 +286,25 @@ func (b *lb) rebuildLocked() {
 		return
 	}
 	start := time.Now()
-	var ready []picker.Endpoint
-	var pending int
-	var failing []*child
 	firstConnecting := b.waitForLocalLocked()
+	snap := b.snapshotLocked()
+	wasSpilled := b.spilled
+	b.retirePickerLocked()
+	b.cc.UpdateState(b.stateLocked(snap, firstConnecting))
+	d := time.Since(start)
+	if b.metrics != nil {
+		b.metrics.Rebuilt(d, b.spilled && !wasSpilled)
+	}
+	b.recordRebuild(d, snap.counts, b.spilled && !wasSpilled)
+}
+
+// snapshotLocked sorts the children by state.
+func (b *lb) snapshotLocked() snapshot {
+	var s snapshot
 	for _, c := range b.order {
 		switch c.state.ConnectivityState {
 		case connectivity.Ready:
-			ready = append(ready, picker.Endpoint{
+			s.ready = append(s.ready, picker.Endpoint{
 				Picker:   c.state.Picker,
 				Weight:   c.attrs.Weight,
 				Zone:     c.attrs.Zone,
@@ -269,61 +316,73 @@ func (b *lb) rebuildLocked() {
 				Fixed: true,
 			})
 		case connectivity.TransientFailure:
-			failing = append(failing, c)
-		default: // Idle and Connecting: on their way to READY.
-			pending++
+			s.failing = append(s.failing, c)
+		default:
+			s.pending++
 		}
+		s.counts[c.stateIndexLocked()]++
 	}
-	var queued, unavailable prometheus.Counter
-	if b.metrics != nil {
-		queued, unavailable = b.metrics.QueuedPicks(), b.metrics.UnavailablePicks()
-	}
-	wasSpilled := b.spilled
-	b.spilled = false
-	// A pick made on the picker retired before, after this, is lost.
+	return s
+}
+
+// retirePickerLocked folds the picks of the picker retired before into the
+// counters, and retires the current one. A pick made on the picker retired
+// before, after this, is lost.
+func (b *lb) retirePickerLocked() {
 	picker.Picks(b.retired, func(e *picker.Endpoint, n uint64) { e.Counters.AddPicks(n) })
 	b.retired, b.current = b.current, nil
+}
+
+// stateLocked is the state to push for snap: a picker over the selected
+// ready endpoints; else one that queues picks while endpoints connect;
+// else one that fails them, saying why.
+func (b *lb) stateLocked(snap snapshot, firstConnecting int) balancer.State {
+	b.spilled = false
 	var sel picker.Selection
-	if len(ready) > 0 {
-		sel = picker.Select(ready, b.cfg.LocalZone, b.cfg.LocalZoneMinReady, firstConnecting)
+	if len(snap.ready) > 0 {
+		sel = picker.Select(snap.ready, b.cfg.LocalZone, b.cfg.LocalZoneMinReady, firstConnecting)
 	}
 	switch {
 	case len(sel.Endpoints) > 0:
 		b.spilled = sel.Spilled
-		b.current = b.policy.newPicker(sel.Endpoints, b.cfg, picker.Counting{
-			Striped:   b.contended.Load(),
-			Contended: b.contention, // one func value per picker, not per pick
-		})
-		b.cc.UpdateState(balancer.State{
-			ConnectivityState: connectivity.Ready,
-			Picker:            b.current,
-		})
-	case pending > 0:
+		b.current = b.policy.algorithm(b.cfg).NewPicker(sel.Endpoints, b.shared)
+		return balancer.State{ConnectivityState: connectivity.Ready, Picker: b.current}
+	case snap.pending > 0:
 		// Picks wait for a child to become ready, or for the local zone.
-		b.cc.UpdateState(balancer.State{
-			ConnectivityState: connectivity.Connecting,
-			Picker:            &failPicker{err: balancer.ErrNoSubConnAvailable, count: queued},
-		})
+		return balancer.State{ConnectivityState: connectivity.Connecting, Picker: b.failPickerLocked("queued", balancer.ErrNoSubConnAvailable)}
 	default:
-		b.cc.UpdateState(balancer.State{
-			ConnectivityState: connectivity.TransientFailure,
-			Picker:            &failPicker{err: b.unavailableLocked(failing), count: unavailable},
-		})
-	}
-	if b.metrics != nil {
-		b.metrics.Rebuilt(time.Since(start), b.spilled && !wasSpilled)
+		return balancer.State{ConnectivityState: connectivity.TransientFailure, Picker: b.failPickerLocked("unavailable", b.unavailableLocked(snap.failing))}
 	}
 }
 
-// failPicker fails every pick with err, counting them when count is set.
+// failPickerLocked returns a picker that fails every pick with err,
+// counting it as reason.
+func (b *lb) failPickerLocked(reason string, err error) *failPicker {
+	p := &failPicker{err: err, recorder: b.cc.MetricsRecorder(), labels: [3]string{b.target, b.policy.name, reason}}
+	if b.metrics != nil {
+		p.count = b.metrics.QueuedPicks()
+		if reason == "unavailable" {
+			p.count = b.metrics.UnavailablePicks()
+		}
+	}
+	return p
+}
+
+// failPicker fails every pick with err, counting them in count when it is
+// set and in grpc's metrics recorder.
 type failPicker struct {
-	err   error
-	count prometheus.Counter
+	err      error
+	count    prometheus.Counter
+	recorder estats.MetricsRecorder
+	labels   [3]string // target, policy, reason
 }
 
 func (p *failPicker) Pick(balancer.PickInfo) (balancer.PickResult, error) {
 	if p.count != nil {
 		p.count.Inc()
+	}
+	if p.recorder != nil {
+		pickFailuresMetric.Record(p.recorder, 1, p.labels[:]...)
 	}
 	return balancer.PickResult{}, p.err
 }
@@ -358,18 +417,8 @@ func (s *endpointSource) Endpoints(report func(metrics.EndpointState)) {
 	for _, c := range b.order {
 		e := metrics.EndpointState{Addr: c.addr, Zone: c.attrs.Zone, Weight: c.attrs.Weight,
 			Picks: c.counters.Picks() + unfolded[c.counters], Spilled: b.spilled}
-		switch c.state.ConnectivityState {
-		case connectivity.Ready:
-			e.State = "ready"
-			if c.attrs.Weight == 0 {
-				e.State = "drained"
-			}
-		case connectivity.TransientFailure:
-			e.State = "failing"
-		default:
-			e.State = "connecting"
-		}
-		if b.policy.leastInflight {
+		e.State = endpointStates[c.stateIndexLocked()]
+		if b.policy.tracks.Has(picker.Inflight) {
 			e.Inflight, e.HasInflight = c.counters.Inflight(), true
 		}
 		report(e)

@@ -25,9 +25,9 @@ import (
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/fakecc"
 	"github.com/etcdlb/etcdlb/internal/heap"
+	"github.com/etcdlb/etcdlb/internal/pickerinfo"
 	"github.com/etcdlb/etcdlb/internal/workers"
 	"github.com/etcdlb/etcdlb/metrics"
-	"github.com/etcdlb/etcdlb/picker"
 )
 
 // policyCase is one policy under benchmark, built by its registered name.
@@ -45,10 +45,6 @@ type policyCase struct {
 	// metrics: the resolver state carries a metrics.Metrics, so the policy
 	// counts every pick; the case is named name+"+metrics".
 	metrics bool
-	// stripes: the policy counts its picks on one counter until picks from
-	// several cores collide on it, and then on striped counters (etcdlb's
-	// round robin and weighted; see picker.Counting).
-	stripes bool
 }
 
 // label names the case in benchmark and test names.
@@ -59,19 +55,27 @@ func (pc policyCase) label() string {
 	return pc.name
 }
 
-var policies = []policyCase{
-	{name: etcdlb.RoundRobinName, config: `{"localZoneMinReady":1}`, stripes: true},
-	{name: etcdlb.WeightedName, config: `{"localZoneMinReady":1}`, weighted: true, stripes: true},
-	{name: etcdlb.LeastInflightName, config: `{"localZoneMinReady":1,"choiceCount":2}`},
-	{name: etcdlb.RoundRobinName, config: `{"localZoneMinReady":1}`, metrics: true, stripes: true},
-	{name: etcdlb.WeightedName, config: `{"localZoneMinReady":1}`, weighted: true, metrics: true, stripes: true},
-	{name: etcdlb.LeastInflightName, config: `{"localZoneMinReady":1,"choiceCount":2}`, metrics: true},
-	{name: roundrobin.Name, config: `{}`, grpc: true},
+var policies = append(etcdlbCases(),
+	policyCase{name: roundrobin.Name, config: `{}`, grpc: true},
 	// Weights come from the ORCA load reports passed to Done: no blackout,
 	// recomputed every 100 ms (grpc-go's minimum).
-	{name: weightedroundrobin.Name, config: `{"blackoutPeriod":"0s","weightUpdatePeriod":"0.1s","weightExpirationPeriod":"3600s"}`, weighted: true, grpc: true},
-	{name: leastrequest.Name, config: `{"choiceCount":2}`, grpc: true},
-	{name: pickfirst.Name, config: `{"shuffleAddressList":false}`, single: true},
+	policyCase{name: weightedroundrobin.Name, config: `{"blackoutPeriod":"0s","weightUpdatePeriod":"0.1s","weightExpirationPeriod":"3600s"}`, weighted: true, grpc: true},
+	policyCase{name: leastrequest.Name, config: `{"choiceCount":2}`, grpc: true},
+	policyCase{name: pickfirst.Name, config: `{"shuffleAddressList":false}`, single: true},
+)
+
+// etcdlbCases are etcdlb's policies, from its table, with their default
+// configs (least-inflight's choiceCount is 2, as least_request_experimental's
+// above), then each again with metrics.
+func etcdlbCases() []policyCase {
+	var cases []policyCase
+	for _, metrics := range []bool{false, true} {
+		for _, p := range etcdlb.Policies() {
+			cases = append(cases, policyCase{name: p.Name, config: `{"localZoneMinReady":1}`,
+				weighted: p.Weights == etcdlb.WeightsExact, metrics: metrics})
+		}
+	}
+	return cases
 }
 
 // Endpoint i has weight 1..4 cycling and one of two zones.
@@ -477,11 +481,12 @@ func (s *setup) close() { s.h.close() }
 
 // parallelPicker returns the picker to measure with every core picking.
 // For a policy that moves to striped counters when picks from several
-// cores collide, that is the striped picker: every core picks on the
-// setup's picker, as a busy client's RPCs do, until the policy pushes it
-// (within a few picks). It fails after timeout.
+// cores collide (etcdlb's round robin and weighted), that is the striped
+// picker: every core picks on the setup's picker, as a busy client's RPCs
+// do, until the policy pushes it (within a few picks). It fails after
+// timeout.
 func (s *setup) parallelPicker(timeout time.Duration) (balancer.Picker, error) {
-	if !s.h.pc.stripes {
+	if !pickerinfo.Stripes(s.picker) {
 		return s.picker, nil
 	}
 	defer workers.Start(runtime.GOMAXPROCS(0), func() bool {
@@ -495,7 +500,7 @@ func (s *setup) parallelPicker(timeout time.Duration) (balancer.Picker, error) {
 	defer timer.Stop()
 	for {
 		st, _, changed := s.h.lastState()
-		if st.ConnectivityState == connectivity.Ready && picker.Striped(st.Picker) {
+		if st.ConnectivityState == connectivity.Ready && pickerinfo.Striped(st.Picker) {
 			return st.Picker, nil
 		}
 		select {

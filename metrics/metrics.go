@@ -15,6 +15,7 @@ package metrics
 
 import (
 	"errors"
+	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -72,36 +73,21 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	}
 	pb := []string{"policy", "service"}
 	var err error
-	reuse := func(c prometheus.Collector) prometheus.Collector {
-		if err != nil {
-			return c
-		}
-		if e := reg.Register(c); e != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(e, &are) {
-				return are.ExistingCollector
-			}
-			err = e
-		}
-		return c
-	}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
-		c, _ := reuse(prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels)).(*prometheus.CounterVec)
-		return c
+		return register(reg, &err, name, prometheus.NewCounterVec(prometheus.CounterOpts{Name: name, Help: help}, labels))
 	}
 	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
-		g, _ := reuse(prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels)).(*prometheus.GaugeVec)
-		return g
+		return register(reg, &err, name, prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: name, Help: help}, labels))
 	}
 
 	m.pickFailures = counter("etcdlb_balancer_pick_failures_total",
 		"Picks that found no ready endpoint: queued while endpoints connect, or failed with Unavailable.", "policy", "service", "reason")
 	m.rebuilds = counter("etcdlb_balancer_picker_rebuilds_total", "Pickers built.", pb...)
-	m.rebuildSeconds, _ = reuse(prometheus.NewHistogramVec(prometheus.HistogramOpts{
+	m.rebuildSeconds = register(reg, &err, "etcdlb_balancer_picker_rebuild_duration_seconds", prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "etcdlb_balancer_picker_rebuild_duration_seconds",
 		Help:    "Time to build a picker.",
 		Buckets: prometheus.ExponentialBuckets(1e-6, 4, 10), // 1µs .. 262ms
-	}, []string{"policy"})).(*prometheus.HistogramVec)
+	}, []string{"policy"}))
 	m.spills = counter("etcdlb_balancer_zone_spills_total",
 		"Times picks left the local zone because it had too few ready endpoints.", pb...)
 
@@ -120,15 +106,36 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	m.leaseFails = counter("etcdlb_registration_lease_failures_total", "Leases lost or not granted.", "service", "addr")
 	m.reregistered = counter("etcdlb_registration_reregistrations_total", "Registrations written again under a new lease.", "service", "addr")
 
-	bc := newBalancerCollector(m.endpointLabels)
-	if c, ok := reuse(bc).(*balancerCollector); ok {
-		bc = c
-	}
-	m.balancers = bc
+	m.balancers = register(reg, &err, "etcdlb_balancer_picks_total and the other per-endpoint series", newBalancerCollector(m.endpointLabels))
 	if err != nil {
 		return nil, err
 	}
 	return m, nil
+}
+
+// register registers c on reg, or returns the collector already registered
+// there in its place, which must be of c's type. Once *err is set it does
+// nothing; it sets *err when c cannot be registered, with what name is
+// taken by what.
+func register[C prometheus.Collector](reg prometheus.Registerer, err *error, name string, c C) C {
+	if *err != nil {
+		return c
+	}
+	e := reg.Register(c)
+	if e == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if !errors.As(e, &are) {
+		*err = fmt.Errorf("metrics: registering %s: %w", name, e)
+		return c
+	}
+	existing, ok := are.ExistingCollector.(C)
+	if !ok {
+		*err = fmt.Errorf("metrics: %s is already registered on this Registerer as a %T, not as etcdlb's %T", name, are.ExistingCollector, c)
+		return c
+	}
+	return existing
 }
 
 // ResolverHooks returns the callbacks that feed the resolver metrics.

@@ -18,7 +18,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/resolver"
 
-	_ "github.com/etcdlb/etcdlb/balancer"
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/poll"
@@ -139,6 +139,29 @@ func TestNewRejectsNilAndReusesCollectors(t *testing.T) {
 	}
 }
 
+// TestNewRejectsNamesTakenByOthers checks that a collector already
+// registered under one of etcdlb's names, with another type or other
+// labels, makes New fail with an error naming the metric, rather than
+// leave a nil collector that panics on first use.
+func TestNewRejectsNamesTakenByOthers(t *testing.T) {
+	for name, c := range map[string]prometheus.Collector{
+		"another type": prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "etcdlb_resolver_updates_total", Help: "Endpoint sets pushed to gRPC."}, []string{"service"}),
+		"other labels": prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "etcdlb_resolver_updates_total", Help: "Endpoint sets pushed to gRPC."}, []string{"service", "zone"}),
+	} {
+		t.Run(name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			reg.MustRegister(c)
+			m, err := metrics.New(reg)
+			if err == nil || !strings.Contains(err.Error(), "etcdlb_resolver_updates_total") {
+				t.Fatalf("New = %v, %v; want an error naming etcdlb_resolver_updates_total", m, err)
+			}
+			t.Log(err)
+		})
+	}
+}
+
 // dial connects a client with policy to backends through a static resolver
 // carrying m.
 func dial(t *testing.T, m *metrics.Metrics, policy string, eps ...string) testgrpc.TestServiceClient {
@@ -187,7 +210,7 @@ func backend(t *testing.T) *testserver.Server {
 func TestBalancerMetricsFollowRealPicks(t *testing.T) {
 	reg, m := newMetrics(t)
 	a, b := backend(t), backend(t)
-	for _, policy := range []string{"etcdlb_round_robin", "etcdlb_weighted", "etcdlb_least_inflight"} {
+	for _, policy := range etcdlb.Names() {
 		for range 2 { // two ClientConns, same policy and service: series add up
 			client := dial(t, m, policy, a.Addr, b.Addr)
 			for range 30 {
@@ -215,8 +238,10 @@ func TestBalancerMetricsFollowRealPicks(t *testing.T) {
 	if got := a.Calls() + b.Calls(); got != 180 {
 		t.Errorf("backends served %d calls, want 180", got)
 	}
-	if _, ok := value(t, reg, "etcdlb_balancer_inflight_calls", map[string]string{"policy": "etcdlb_least_inflight", "endpoint": a.Addr}); !ok {
-		t.Error("no etcdlb_balancer_inflight_calls series for least-inflight")
+	for _, p := range etcdlb.Policies() {
+		if _, ok := value(t, reg, "etcdlb_balancer_inflight_calls", map[string]string{"policy": p.Name, "endpoint": a.Addr}); ok != p.CountsInflight {
+			t.Errorf("%s: an etcdlb_balancer_inflight_calls series: %v, want %v (it counts calls in flight: %[3]v)", p.Name, ok, p.CountsInflight)
+		}
 	}
 	lint(t, reg)
 }

@@ -22,7 +22,7 @@ func BenchmarkLeastInflight(b *testing.B) {
 						weights[i] = uint32(i%4 + 1)
 					}
 				}
-				p := NewLeastInflight(endpoints(weights...), 2)
+				p := newLeastInflight(endpoints(weights...), 2)
 				b.ReportAllocs()
 				for b.Loop() {
 					r, _ := p.Pick(balancer.PickInfo{})

@@ -3,43 +3,52 @@ package picker
 import (
 	"math/bits"
 	"math/rand/v2"
+	"unsafe"
 
 	"google.golang.org/grpc/balancer"
 )
 
-// Choice counts that NewLeastInflight accepts.
+// Choice counts of LeastInflight, as grpc-go's least_request_experimental
+// takes them (gRFC A48): fewer than MinChoiceCount is an error in a config,
+// more than MaxChoiceCount is lowered to it.
 const (
 	MinChoiceCount     = 2
 	MaxChoiceCount     = 10
 	DefaultChoiceCount = 2
 )
 
-// NewLeastInflight returns a picker that samples choiceCount endpoints at
-// random, in proportion to their weights, and picks the one with the fewest
-// outstanding RPCs per unit of weight (the "power of two choices" when
-// choiceCount is 2). With no more endpoints than choices it compares them
-// all, from one sampled in proportion to its weight. Ties go to the first
-// sample, so that the weights hold at any concurrency: calls that never
-// overlap, which tie at 0 in flight, are spread in proportion to the
-// weights, as Envoy's least-request spreads them. Every endpoint must have
-// Counters and a Done that ends the RPC (Counters.Done); eps must not be
-// empty.
-// choiceCount is clamped to [MinChoiceCount, MaxChoiceCount].
-func NewLeastInflight(eps []Endpoint, choiceCount int) balancer.Picker {
+// LeastInflight samples ChoiceCount endpoints at random, in proportion to
+// their weights, and picks the one with the fewest outstanding RPCs per unit
+// of weight (the "power of two choices" when ChoiceCount is 2). With no more
+// endpoints than choices it compares them all, from one sampled in
+// proportion to its weight. Ties go to the first sample, so that the
+// weights hold at any concurrency: calls that never overlap, which tie at 0
+// in flight, are spread in proportion to the weights, as Envoy's
+// least-request spreads them. It tracks Inflight: every endpoint must have
+// Counters and a Done that ends the RPC (Counters.Done). ChoiceCount is
+// clamped to [MinChoiceCount, MaxChoiceCount].
+type LeastInflight struct{ ChoiceCount int }
+
+// NewPicker implements Algorithm.
+func (a LeastInflight) NewPicker(eps []Endpoint, _ *Shared) balancer.Picker {
+	return newLeastInflight(eps, a.ChoiceCount)
+}
+
+func newLeastInflight(eps []Endpoint, choiceCount int) balancer.Picker {
 	results := fixedResults(eps)
 	loads := make([]load, len(eps))
 	for i := range eps {
-		loads[i] = load{counters: eps[i].Counters, weight: eps[i].Weight}
+		loads[i] = load{loadFields: loadFields{counters: eps[i].Counters, weight: eps[i].Weight}}
 		if results != nil {
 			loads[i].result = results[i]
 		}
 	}
 	aliasTable(loads)
-	p := &leastInflight{
+	p := &leastInflight{leastInflightFields: leastInflightFields{
 		loads:   isolate(loads),
 		fixed:   results != nil,
 		choices: min(max(choiceCount, MinChoiceCount), MaxChoiceCount),
-	}
+	}}
 	if !p.fixed {
 		p.eps = isolate(eps)
 	}
@@ -49,17 +58,29 @@ func NewLeastInflight(eps []Endpoint, choiceCount int) balancer.Picker {
 // leastInflight is padded to 128 bytes, as cyclePicker is: every core reads
 // it on every pick.
 type leastInflight struct {
+	leastInflightFields
+	_ [128 - unsafe.Sizeof(leastInflightFields{})]byte
+}
+
+type leastInflightFields struct {
 	// loads are what a pick reads of an endpoint, on one cache line each.
 	// eps is kept only when not fixed, to call the picked endpoint's picker.
 	loads   []load
 	eps     []Endpoint
 	fixed   bool // every endpoint is Fixed: loads hold their results
 	choices int
-	_       [128 - 64]byte
 }
 
 // load is one cache line: a sampled endpoint costs it and its counters'.
+// The padding is computed from the size of grpc's PickResult; should the
+// fields outgrow a line, the array length goes negative and the package
+// does not compile.
 type load struct {
+	loadFields
+	_ [64 - unsafe.Sizeof(loadFields{})]byte
+}
+
+type loadFields struct {
 	counters *Counters
 	weight   uint32
 	// alias and cut make the loads an alias table of the weights (see
@@ -67,7 +88,6 @@ type load struct {
 	alias  uint32
 	cut    uint64
 	result balancer.PickResult // when fixed
-	_      [64 - 56]byte
 }
 
 func (p *leastInflight) Pick(info balancer.PickInfo) (balancer.PickResult, error) {

@@ -1,11 +1,21 @@
-// Package picker holds etcdlb's per-call selection algorithms: round robin,
-// weighted round robin and least-inflight, each an immutable snapshot over the
-// ready endpoints of one moment, with zone preference applied when it is built.
+// Package picker holds etcdlb's per-call selection algorithms: RoundRobin,
+// Weighted and LeastInflight, each an Algorithm that builds immutable
+// pickers over the ready endpoints of one moment; and Select, the zone
+// preference applied when a picker is built.
 //
 // A picker is built on every state change and then only read: Pick takes no
 // lock, touches no map and allocates nothing. State that must outlive a picker
-// (in-flight counters, the Done callback) belongs to the caller, usually the
-// balancer, and is passed in through Endpoint.
+// (each endpoint's Counters and Done, and the Shared feedback of one owner's
+// successive pickers) belongs to the caller, usually the balancer, and is
+// passed in.
+//
+// An Algorithm builds a picker of its own concrete type, rather than
+// supplying a next-index method to a picker written once (as grpc-go's
+// weighted_round_robin scheduler does): a call through an interface on every
+// pick would cost round robin a stack frame and a nanosecond or more of its
+// 4-5 ns. What every algorithm shares is written once here instead: asking
+// each endpoint's picker once when it is Fixed (fixedResults), attaching the
+// endpoint's Done (pickEndpoint), and the cache-line isolation (isolate).
 package picker
 
 import (
@@ -13,6 +23,78 @@ import (
 
 	"google.golang.org/grpc/balancer"
 )
+
+// Algorithm is one way of choosing among endpoints. Its value holds the
+// policy's parameters (LeastInflight's ChoiceCount), never per-call state.
+type Algorithm interface {
+	// NewPicker returns a picker over eps, which must not be empty. The
+	// picker may read eps' Counters and attach their Done; it must not
+	// keep eps itself (copy what it needs). s is the feedback shared by
+	// its owner's successive pickers; nil when there is none.
+	NewPicker(eps []Endpoint, s *Shared) balancer.Picker
+}
+
+// Tracks is the per-endpoint state a policy's pickers keep in each
+// endpoint's Counters, beyond the picks every picker counts.
+type Tracks uint8
+
+const (
+	// Inflight: picks count the calls in flight, and every pick's result
+	// must carry the endpoint's Done (Counters.Done) to end its call.
+	Inflight Tracks = 1 << iota
+)
+
+// Has reports whether t includes u.
+func (t Tracks) Has(u Tracks) bool { return t&u == u }
+
+// Done returns the Done to give each pick of the endpoint whose Counters are
+// c: bound once per endpoint, so that a pick does not allocate; nil when t
+// keeps no per-call state.
+func (t Tracks) Done(c *Counters) func(balancer.DoneInfo) {
+	if t.Has(Inflight) {
+		return c.Done
+	}
+	return nil
+}
+
+// Shared is the feedback that one owner's successive pickers share: what
+// one picker learnt that the next should be built with. Today it holds
+// whether picks from several cores collided on a round-robin counter (see
+// sequence): the first collision asks the owner for a new picker, and every
+// picker built after it counts on stripes.
+type Shared struct {
+	contended atomic.Bool
+	rebuild   func()
+	// report is s.contention, bound once so that a pick does not allocate.
+	report func(balancer.DoneInfo)
+}
+
+// NewShared returns the feedback of one owner; rebuild, when not nil, is
+// called (on the goroutine that ends a call) to ask for a new picker.
+func NewShared(rebuild func()) *Shared {
+	s := &Shared{rebuild: rebuild}
+	s.report = s.contention
+	return s
+}
+
+// contention is attached as the Done of a pick that found another core
+// writing the same counter; it runs when that call ends.
+func (s *Shared) contention(balancer.DoneInfo) {
+	if s.contended.Load() || s.contended.Swap(true) {
+		return
+	}
+	if s.rebuild != nil {
+		s.rebuild()
+	}
+}
+
+// counting is how s says a round robin or weighted picker should count.
+func (s *Shared) counting() counting {
+	if s == nil {
+		return counting{}
+	}
+	return counting{striped: s.contended.Load(), contended: s.report}
+}
 
 // Endpoint is what a picker knows of one ready endpoint.
 type Endpoint struct {
@@ -31,10 +113,11 @@ type Endpoint struct {
 	Done func(balancer.DoneInfo)
 	// Fixed says that Picker returns the same result, whatever the
 	// PickInfo, until it is replaced, as pick_first's picker does while
-	// READY. When every endpoint is Fixed, a picker asks each once, when it
-	// is built, and its picks read the results from a dense array instead of
-	// calling each child: at 10,000 endpoints, reaching the child's picker
-	// is a cache miss that costs a least-inflight pick 10 ns.
+	// READY. When every endpoint is Fixed, every algorithm asks each once,
+	// when it builds a picker, and its picks read the results from a dense
+	// array instead of calling each child: at 10,000 endpoints, reaching
+	// the child's picker is a cache miss that costs a least-inflight pick
+	// 10 ns.
 	Fixed bool
 }
 
@@ -52,8 +135,9 @@ type Counters struct {
 // Inflight returns the number of outstanding RPCs.
 func (c *Counters) Inflight() int64 { return c.inflight.Load() }
 
-// Picks returns the picks counted here: those of least-inflight pickers,
-// and those of other pickers added with AddPicks.
+// Picks returns the picks counted here: those of pickers that count in
+// Counters (least-inflight), and those of other pickers added with AddPicks
+// (see Picks).
 func (c *Counters) Picks() uint64 { return c.picks.Load() }
 
 // AddPicks adds n picks, e.g. a retired picker's (see Picks).

@@ -42,14 +42,26 @@ func endpoints(weights ...uint32) []Endpoint {
 	return eps
 }
 
-// picked returns the index of the endpoint a pick landed on.
+// picked returns the index of the endpoint a pick landed on. It stops the
+// test on an error: call it from the test's goroutine only, and pickIndex
+// from others.
 func picked(t testing.TB, p balancer.Picker) (int, balancer.PickResult) {
 	t.Helper()
+	i, r, err := pickIndex(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i, r
+}
+
+// pickIndex returns the index of the endpoint a pick landed on, or the
+// pick's error.
+func pickIndex(p balancer.Picker) (int, balancer.PickResult, error) {
 	r, err := p.Pick(balancer.PickInfo{})
 	if err != nil {
-		t.Fatalf("Pick: %v", err)
+		return 0, r, fmt.Errorf("Pick: %v", err)
 	}
-	return r.SubConn.(*fakeSubConn).id, r
+	return r.SubConn.(*fakeSubConn).id, r, nil
 }
 
 func TestScheduleIsExactAndSmooth(t *testing.T) {
@@ -149,7 +161,7 @@ func TestScheduleScalesHugeWeightSums(t *testing.T) {
 // stays on one stripe, against exact shares over whole cycles.
 func TestWeightedPickerFollowsSchedule(t *testing.T) {
 	weights := []uint32{1, 2, 3}
-	p := NewWeighted(endpoints(weights...), Counting{})
+	p := newWeighted(endpoints(weights...), counting{})
 	const cycles = 1000
 	got := make([]int, len(weights))
 	for range 6 * cycles {
@@ -164,7 +176,7 @@ func TestWeightedPickerFollowsSchedule(t *testing.T) {
 }
 
 func TestRoundRobinPicksInTurn(t *testing.T) {
-	p := NewRoundRobin(endpoints(5, 1, 0), Counting{}) // weights are ignored
+	p := newRoundRobin(endpoints(5, 1, 0), counting{}) // weights are ignored
 	first, _ := picked(t, p)
 	for k := 1; k < 30; k++ {
 		i, _ := picked(t, p)
@@ -174,7 +186,7 @@ func TestRoundRobinPicksInTurn(t *testing.T) {
 	}
 }
 
-// contention counts the calls of a Counting.Contended.
+// contention counts the calls of a counting.contended.
 type contention struct{ reports atomic.Int64 }
 
 func (c *contention) report(balancer.DoneInfo) { c.reports.Add(1) }
@@ -188,8 +200,8 @@ func TestOneGoroutineReportsNoContention(t *testing.T) {
 		eps[i].Done = nil // round robin's endpoints have no Done of their own
 	}
 	for name, p := range map[string]balancer.Picker{
-		"round_robin": NewRoundRobin(eps, Counting{Contended: c.report}),
-		"weighted":    NewWeighted(endpoints(1, 2, 3), Counting{Contended: c.report}),
+		"round_robin": newRoundRobin(eps, counting{contended: c.report}),
+		"weighted":    newWeighted(endpoints(1, 2, 3), counting{contended: c.report}),
 	} {
 		for range 100_000 {
 			if _, r := picked(t, p); r.Done != nil {
@@ -214,19 +226,23 @@ func TestConcurrentPicksReportContention(t *testing.T) {
 		bare[i].Done, bareWeighted[i].Done = nil, nil
 	}
 	for name, tc := range map[string]struct {
-		build   func(Counting) balancer.Picker
+		build   func(counting) balancer.Picker
 		ownDone bool
 	}{
-		"round_robin":          {func(c Counting) balancer.Picker { return NewRoundRobin(bare, c) }, false},
-		"weighted":             {func(c Counting) balancer.Picker { return NewWeighted(bareWeighted, c) }, false},
-		"weighted_own_done":    {func(c Counting) balancer.Picker { return NewWeighted(endpoints(1, 2, 3), c) }, true},
-		"round_robin_own_done": {func(c Counting) balancer.Picker { return NewRoundRobin(endpoints(1, 1, 1), c) }, true},
+		"round_robin":          {func(c counting) balancer.Picker { return newRoundRobin(bare, c) }, false},
+		"weighted":             {func(c counting) balancer.Picker { return newWeighted(bareWeighted, c) }, false},
+		"weighted_own_done":    {func(c counting) balancer.Picker { return newWeighted(endpoints(1, 2, 3), c) }, true},
+		"round_robin_own_done": {func(c counting) balancer.Picker { return newRoundRobin(endpoints(1, 1, 1), c) }, true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var c contention
-			p := tc.build(Counting{Contended: c.report})
+			p := tc.build(counting{contended: c.report})
 			stop := workers.Start(2, func() bool {
-				_, r := picked(t, p)
+				_, r, err := pickIndex(p)
+				if err != nil {
+					t.Error(err)
+					return false
+				}
 				if r.Done != nil {
 					r.Done(balancer.DoneInfo{})
 				}
@@ -258,7 +274,7 @@ func TestConcurrentPicksReportContention(t *testing.T) {
 func TestConcurrentPicksStayNearExact(t *testing.T) {
 	weights := []uint32{1, 2, 3, 4}
 	for _, striped := range []bool{false, true} {
-		p := NewWeighted(endpoints(weights...), Counting{Striped: striped}).(*cyclePicker)
+		p := newWeighted(endpoints(weights...), counting{striped: striped}).(*cyclePicker)
 		const goroutines, picks = 8, 20000
 		counts := make([][]int, goroutines)
 		var wg sync.WaitGroup
@@ -266,7 +282,11 @@ func TestConcurrentPicksStayNearExact(t *testing.T) {
 			counts[g] = make([]int, len(weights))
 			wg.Go(func() {
 				for range picks {
-					i, _ := picked(t, p)
+					i, _, err := pickIndex(p)
+					if err != nil {
+						t.Error(err)
+						return
+					}
 					counts[g][i]++
 				}
 			})
@@ -298,7 +318,7 @@ func TestLeastInflightAvoidsBusyEndpoints(t *testing.T) {
 			// another endpoint is idle (sampling sees it only against an
 			// endpoint with fewer).
 			eps[0].Counters.inflight.Store(100)
-			p := NewLeastInflight(eps, 2)
+			p := newLeastInflight(eps, 2)
 			for range 1000 {
 				i, r := picked(t, p)
 				if i == 0 {
@@ -321,7 +341,7 @@ func TestLeastInflightWeighsInflight(t *testing.T) {
 	eps := endpoints(1, 4)
 	eps[0].Counters.inflight.Store(1)
 	eps[1].Counters.inflight.Store(3)
-	p := NewLeastInflight(eps, 2)
+	p := newLeastInflight(eps, 2)
 	if i, _ := picked(t, p); i != 1 {
 		t.Fatalf("picked endpoint %d, want 1 (3 in flight / weight 4 < 1 / 1)", i)
 	}
@@ -334,7 +354,7 @@ func TestLeastInflightWeighsInflight(t *testing.T) {
 // must stay level, within one of each other for a full scan.
 func TestLeastInflightSpreadsEvenly(t *testing.T) {
 	eps := endpoints(1, 1, 1)
-	p := NewLeastInflight(eps, 3)
+	p := newLeastInflight(eps, 3)
 	for range 300 {
 		picked(t, p)
 	}
@@ -349,7 +369,7 @@ func TestChildErrorIsReturned(t *testing.T) {
 	want := errors.New("child not ready")
 	eps := endpoints(1)
 	eps[0].Picker = errPicker{want}
-	for _, p := range []balancer.Picker{NewRoundRobin(eps, Counting{}), NewWeighted(eps, Counting{Striped: true}), NewLeastInflight(eps, 2)} {
+	for _, p := range []balancer.Picker{newRoundRobin(eps, counting{}), newWeighted(eps, counting{striped: true}), newLeastInflight(eps, 2)} {
 		if _, err := p.Pick(balancer.PickInfo{}); err != want {
 			t.Errorf("%T: got %v, want %v", p, err, want)
 		}
@@ -383,12 +403,12 @@ func (p countingPicker) Pick(info balancer.PickInfo) (balancer.PickResult, error
 func TestFixedChildIsAskedOnce(t *testing.T) {
 	for _, fixed := range []bool{true, false} {
 		for name, build := range map[string]func([]Endpoint) balancer.Picker{
-			"round_robin": func(eps []Endpoint) balancer.Picker { return NewRoundRobin(eps, Counting{}) },
+			"round_robin": func(eps []Endpoint) balancer.Picker { return newRoundRobin(eps, counting{}) },
 			"round_robin_striped": func(eps []Endpoint) balancer.Picker {
-				return NewRoundRobin(eps, Counting{Striped: true})
+				return newRoundRobin(eps, counting{striped: true})
 			},
-			"weighted":       func(eps []Endpoint) balancer.Picker { return NewWeighted(eps, Counting{}) },
-			"least_inflight": func(eps []Endpoint) balancer.Picker { return NewLeastInflight(eps, 2) },
+			"weighted":       func(eps []Endpoint) balancer.Picker { return newWeighted(eps, counting{}) },
+			"least_inflight": func(eps []Endpoint) balancer.Picker { return newLeastInflight(eps, 2) },
 		} {
 			eps := endpoints(1, 2, 3)
 			var calls atomic.Int64
@@ -429,15 +449,15 @@ func TestPickAllocatesNothing(t *testing.T) {
 		notFixed[i].Fixed = false
 	}
 	for name, p := range map[string]balancer.Picker{
-		"round_robin":              NewRoundRobin(eps, Counting{}),
-		"round_robin_striped":      NewRoundRobin(eps, Counting{Striped: true}),
-		"round_robin_not_fixed":    NewRoundRobin(notFixed, Counting{}),
-		"weighted":                 NewWeighted(eps, Counting{}),
-		"weighted_striped":         NewWeighted(eps, Counting{Striped: true}),
-		"weighted_not_fixed":       NewWeighted(notFixed, Counting{}),
-		"least_inflight":           NewLeastInflight(eps, 2),
-		"least_inflight_not_fixed": NewLeastInflight(notFixed, 2),
-		"least_inflight_scan":      NewLeastInflight(eps[:2], 2),
+		"round_robin":              newRoundRobin(eps, counting{}),
+		"round_robin_striped":      newRoundRobin(eps, counting{striped: true}),
+		"round_robin_not_fixed":    newRoundRobin(notFixed, counting{}),
+		"weighted":                 newWeighted(eps, counting{}),
+		"weighted_striped":         newWeighted(eps, counting{striped: true}),
+		"weighted_not_fixed":       newWeighted(notFixed, counting{}),
+		"least_inflight":           newLeastInflight(eps, 2),
+		"least_inflight_not_fixed": newLeastInflight(notFixed, 2),
+		"least_inflight_scan":      newLeastInflight(eps[:2], 2),
 	} {
 		allocs := testing.AllocsPerRun(1000, func() {
 			r, _ := p.Pick(balancer.PickInfo{})
@@ -497,10 +517,10 @@ func TestScheduleRandomWeights(t *testing.T) {
 // several goroutines.
 func TestPicksAreCountedFromTheSequence(t *testing.T) {
 	for name, p := range map[string]balancer.Picker{
-		"round_robin":         NewRoundRobin(endpoints(1, 1, 1), Counting{}),
-		"round_robin_striped": NewRoundRobin(endpoints(1, 1, 1), Counting{Striped: true}),
-		"weighted":            NewWeighted(endpoints(1, 2, 3, 7), Counting{}),
-		"weighted_striped":    NewWeighted(endpoints(1, 2, 3, 7), Counting{Striped: true}),
+		"round_robin":         newRoundRobin(endpoints(1, 1, 1), counting{}),
+		"round_robin_striped": newRoundRobin(endpoints(1, 1, 1), counting{striped: true}),
+		"weighted":            newWeighted(endpoints(1, 2, 3, 7), counting{}),
+		"weighted_striped":    newWeighted(endpoints(1, 2, 3, 7), counting{striped: true}),
 	} {
 		t.Run(name, func(t *testing.T) {
 			var mu sync.Mutex
@@ -510,7 +530,11 @@ func TestPicksAreCountedFromTheSequence(t *testing.T) {
 				wg.Go(func() {
 					local := map[int]uint64{}
 					for range 1000 + 37*g {
-						i, _ := picked(t, p)
+						i, _, err := pickIndex(p)
+						if err != nil {
+							t.Error(err)
+							return
+						}
 						local[i]++
 					}
 					mu.Lock()
@@ -549,7 +573,7 @@ func TestLeastInflightFollowsWeightsSequentially(t *testing.T) {
 	} {
 		t.Run(fmt.Sprint(tc.weights, " choices=", tc.choices), func(t *testing.T) {
 			eps := endpoints(tc.weights...)
-			p := NewLeastInflight(eps, tc.choices)
+			p := newLeastInflight(eps, tc.choices)
 			const picks = 100_000
 			got := make([]int64, len(eps))
 			for range picks {
@@ -595,7 +619,7 @@ func TestLeastInflightFollowsWeightsSequentially(t *testing.T) {
 func TestLeastInflightWeightedUnderLoad(t *testing.T) {
 	for _, choices := range []int{2, 3} {
 		eps := endpoints(1, 2, 3)
-		p := NewLeastInflight(eps, choices)
+		p := newLeastInflight(eps, choices)
 		for range 600 {
 			picked(t, p)
 		}
@@ -616,7 +640,7 @@ func TestAliasTableIsExact(t *testing.T) {
 			weights[i] = uint32(rng.IntN(1000))
 			sum += uint64(weights[i])
 		}
-		p := NewLeastInflight(endpoints(weights...), 2).(*leastInflight)
+		p := newLeastInflight(endpoints(weights...), 2).(*leastInflight)
 		// Each endpoint's probability, summed over the buckets, in units
 		// of 2^-32 of a bucket.
 		mass := make([]float64, len(weights))
@@ -637,8 +661,16 @@ func TestAliasTableIsExact(t *testing.T) {
 	}
 }
 
-func TestLoadIsOneCacheLine(t *testing.T) {
-	if size := unsafe.Sizeof(load{}); size != 64 {
-		t.Errorf("load is %d bytes, want 64", size)
+// TestPaddingFitsTheLines checks the sizes the padding aims at, computed
+// from the size of grpc's PickResult.
+func TestPaddingFitsTheLines(t *testing.T) {
+	for name, size := range map[string]uintptr{
+		"load":          unsafe.Sizeof(load{}),
+		"leastInflight": unsafe.Sizeof(leastInflight{}) / 2,
+		"cyclePicker":   unsafe.Sizeof(cyclePicker{}) / 3,
+	} {
+		if size != 64 {
+			t.Errorf("%s is %d bytes a cache line, want 64", name, size)
+		}
 	}
 }

@@ -4,27 +4,46 @@ import (
 	"unsafe"
 
 	"google.golang.org/grpc/balancer"
+
+	"github.com/etcdlb/etcdlb/internal/pickerinfo"
 )
 
-// Counting is how a round robin or weighted picker counts its picks (see
-// sequence). Its zero value is a serial picker that reports nothing.
-type Counting struct {
-	// Striped pickers count on several counters on cache lines of their
-	// own, so that picks from several cores at once do not all write one
-	// line; a pick costs 1-2 ns more. Other pickers count on one counter.
-	Striped bool
-	// Contended, for a picker that is not Striped, is attached as the Done
-	// of a pick that found another core writing the counter at the same
-	// moment (unless the pick's result has a Done of its own): the owner's
-	// cue to build its next picker Striped. It is called when that RPC
-	// ends, and may be called many times.
-	Contended func(balancer.DoneInfo)
+// RoundRobin gives each endpoint the same share of picks, in turn. Weights
+// are ignored.
+type RoundRobin struct{}
+
+// NewPicker implements Algorithm.
+func (RoundRobin) NewPicker(eps []Endpoint, s *Shared) balancer.Picker {
+	return newRoundRobin(eps, s.counting())
 }
 
-// NewRoundRobin returns a picker that gives each endpoint the same share of
-// picks, in turn. Weights are ignored. eps must not be empty.
-func NewRoundRobin(eps []Endpoint, c Counting) balancer.Picker {
-	if results := fixedResults(eps); results != nil && !c.Striped {
+// Weighted gives each endpoint a share of picks in proportion to its
+// weight, interleaved smoothly (see schedule). With equal weights it is
+// RoundRobin.
+type Weighted struct{}
+
+// NewPicker implements Algorithm.
+func (Weighted) NewPicker(eps []Endpoint, s *Shared) balancer.Picker {
+	return newWeighted(eps, s.counting())
+}
+
+// counting is how a round robin or weighted picker counts its picks (see
+// sequence). Its zero value is a serial picker that reports nothing.
+type counting struct {
+	// striped pickers count on several counters on cache lines of their
+	// own, so that picks from several cores at once do not all write one
+	// line; a pick costs 1-2 ns more. Other pickers count on one counter.
+	striped bool
+	// contended, for a picker that is not striped, is attached as the Done
+	// of a pick that found another core writing the counter at the same
+	// moment (unless the pick's result has a Done of its own): the owner's
+	// cue to build its next picker striped (see Shared). It is called
+	// when that RPC ends, and may be called many times.
+	contended func(balancer.DoneInfo)
+}
+
+func newRoundRobin(eps []Endpoint, c counting) balancer.Picker {
+	if results := fixedResults(eps); results != nil && !c.striped {
 		p := &fixedRoundRobin{}
 		p.init(eps, nil, results, len(eps), c)
 		return p
@@ -32,31 +51,28 @@ func NewRoundRobin(eps []Endpoint, c Counting) balancer.Picker {
 	return newCyclePicker(eps, nil, len(eps), c)
 }
 
-// NewWeighted returns a picker that gives each endpoint a share of picks in
-// proportion to its weight, interleaved smoothly (see schedule). With equal
-// weights it is NewRoundRobin. eps must not be empty.
-func NewWeighted(eps []Endpoint, c Counting) balancer.Picker {
+func newWeighted(eps []Endpoint, c counting) balancer.Picker {
 	weights := make([]uint32, len(eps))
 	for i := range eps {
 		weights[i] = eps[i].Weight
 	}
 	order := schedule(weights)
 	if order == nil {
-		return NewRoundRobin(eps, c)
+		return newRoundRobin(eps, c)
 	}
 	return newCyclePicker(eps, isolate(order), len(order), c)
 }
 
-func newCyclePicker(eps []Endpoint, order []uint32, length int, c Counting) *cyclePicker {
+func newCyclePicker(eps []Endpoint, order []uint32, length int, c counting) *cyclePicker {
 	p := &cyclePicker{}
 	p.init(eps, order, fixedResults(eps), length, c)
 	return p
 }
 
-func (p *cyclePicker) init(eps []Endpoint, order []uint32, results []balancer.PickResult, length int, c Counting) {
+func (p *cyclePicker) init(eps []Endpoint, order []uint32, results []balancer.PickResult, length int, c counting) {
 	p.eps, p.order, p.results = isolate(eps), order, isolate(results)
-	p.contended = c.Contended
-	p.seq.init(length, c.Striped)
+	p.contended = c.contended
+	p.seq.init(length, c.striped)
 }
 
 // cyclePicker walks a fixed cycle: the endpoints in turn, or a weighted
@@ -72,7 +88,7 @@ type cyclePicker struct {
 	// then reads 32 bytes of a dense array and calls nothing.
 	results   []balancer.PickResult
 	eps       []Endpoint
-	contended func(balancer.DoneInfo) // Counting.Contended
+	contended func(balancer.DoneInfo) // counting.contended
 	_         [192 - unsafe.Sizeof(sequence{}) - 3*unsafe.Sizeof([]byte(nil)) - unsafe.Sizeof(func() {})]byte
 }
 
@@ -136,11 +152,12 @@ func isolate[T any](s []T) []T {
 	return c
 }
 
-// Picks reports, for a round robin or weighted picker, how many picks each
-// of its endpoints got, by calling add with the endpoint as given to the
-// constructor. Those pickers keep no per-endpoint count on the pick path;
-// the counts are worked out from their sequence. Other pickers report
-// nothing: least-inflight counts in Endpoint.Counters.
+// Picks reports, for a picker that keeps no per-endpoint count on the pick
+// path, how many picks each of its endpoints got, by calling add with the
+// endpoint as given to NewPicker. Round robin and weighted work the counts
+// out from their sequence; other pickers report nothing: they count in
+// Endpoint.Counters. An owner folds a retired picker's picks into the
+// endpoints' Counters with AddPicks.
 func Picks(p balancer.Picker, add func(e *Endpoint, n uint64)) {
 	var cp *cyclePicker
 	switch p := p.(type) {
@@ -160,9 +177,16 @@ func Picks(p balancer.Picker, add func(e *Endpoint, n uint64)) {
 	})
 }
 
-// Striped reports whether p is a round robin or weighted picker that
-// counts on stripes (see Counting).
-func Striped(p balancer.Picker) bool {
-	cp, ok := p.(*cyclePicker)
-	return ok && cp.seq.stripes != nil
+func init() {
+	pickerinfo.Striped = func(p balancer.Picker) bool {
+		cp, ok := p.(*cyclePicker)
+		return ok && cp.seq.stripes != nil
+	}
+	pickerinfo.Stripes = func(p balancer.Picker) bool {
+		switch p.(type) {
+		case *cyclePicker, *fixedRoundRobin:
+			return true
+		}
+		return false
+	}
 }

@@ -14,7 +14,7 @@ import (
 //   - Serial: one counter, in the picker itself, as grpc-go's round_robin
 //     has. A pick counts with a compare-and-swap; when that fails, another
 //     core wrote the counter at the same moment, and the pick counts with
-//     an add instead and reports the contention (see Counting), so that
+//     an add instead and reports the contention (see counting), so that
 //     the owner builds its next picker striped.
 //   - Striped: several counters ("stripes") on cache lines of their own,
 //     chosen by a hash of the picking goroutine's stack, so that cores

@@ -41,7 +41,7 @@ const waitTimeout = 30 * time.Second
 const callTimeout = 5 * time.Second
 
 // policies are the three policies every scenario that compares them runs.
-var policies = []string{etcdlb.RoundRobinName, etcdlb.WeightedName, etcdlb.LeastInflightName}
+var policies = etcdlb.Names()
 
 // clientPolicies are the policies every scenario dials a client of: etcdlb's,
 // and grpc-go's round_robin on the same resolver and servers, the reference

@@ -14,7 +14,7 @@ import (
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
-var policies = []string{etcdlb.RoundRobinName, etcdlb.WeightedName, etcdlb.LeastInflightName}
+var policies = etcdlb.Names()
 
 // registerZones registers a backend per zone given, weight 1.
 func registerZones(t *testing.T, e *env, service string, zones ...string) []*testserver.Server {

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strings"
 	"time"
+
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
 )
 
 // Results are the runs of a benchmark, in the order they ran.
@@ -152,14 +154,18 @@ func metric(r *Result, name string) (Metric, bool) {
 func Goals(rs Results) []Goal {
 	var gs []Goal
 	p99 := func(r *Result) time.Duration { return r.Stats.Hist.Quantile(0.99) }
-	if li, rr, lr := rs.Find("2-slow", "etcdlb_least_inflight"), rs.Find("2-slow", "round_robin"), rs.Find("2-slow", "least_request_experimental"); li != nil && rr != nil && lr != nil {
-		ok := p99(li) <= p99(rr)/2 && p99(li) <= p99(lr)
-		gs = append(gs, Goal{"2: least_inflight p99 ≤ ½ round_robin's, ≤ least_request's", metOrMissed(ok),
-			fmt.Sprintf("%s ms against %s and %s ms", ms(p99(li)), ms(p99(rr)), ms(p99(lr)))})
+	for _, p := range Policies {
+		if li, rr, lr := rs.Find("2-slow", p.Name), rs.Find("2-slow", "round_robin"), rs.Find("2-slow", "least_request_experimental"); p.CountsInflight && li != nil && rr != nil && lr != nil {
+			ok := p99(li) <= p99(rr)/2 && p99(li) <= p99(lr)
+			gs = append(gs, Goal{"2: " + strings.TrimPrefix(p.Name, "etcdlb_") + " p99 ≤ ½ round_robin's, ≤ least_request's", metOrMissed(ok),
+				fmt.Sprintf("%s ms against %s and %s ms", ms(p99(li)), ms(p99(rr)), ms(p99(lr)))})
+		}
 	}
-	if m, ok := metric(rs.Find("3-weights", "etcdlb_weighted"), "max share error"); ok {
-		gs = append(gs, Goal{"3: etcdlb_weighted shares within 2% of the weights'", metOrMissed(m.Value <= 2),
-			fmt.Sprintf("largest difference %.2f points", m.Value)})
+	for _, p := range Policies {
+		if m, ok := metric(rs.Find("3-weights", p.Name), "max share error"); ok && p.Weights == etcdlb.WeightsExact {
+			gs = append(gs, Goal{"3: " + p.Name + " shares within 2% of the weights'", metOrMissed(m.Value <= 2),
+				fmt.Sprintf("largest difference %.2f points", m.Value)})
+		}
 	}
 	for _, p := range Policies {
 		if !p.Ours {
@@ -183,7 +189,11 @@ func Goals(rs Results) []Goal {
 				fmt.Sprintf("%.0f failed, %.0f in flight", f.Value, in.Value)})
 		}
 	}
-	for _, name := range []string{"etcdlb_weighted", "etcdlb_least_inflight"} {
+	for _, p := range Policies {
+		if !p.Ours || p.Weights == etcdlb.WeightsIgnored {
+			continue
+		}
+		name := p.Name
 		if m, ok := metric(rs.Find("6-etcd-weight", name), "new split reached"); ok {
 			gs = append(gs, Goal{"6: " + name + ": new split ≤ 100 ms after the etcd write", metOrMissed(m.Value <= 100), m.String()})
 		} else if m, ok := metric(rs.Find("6-etcd-weight", name), "new split"); ok {

@@ -20,7 +20,7 @@ import (
 	"google.golang.org/grpc/peer"
 	grpcresolver "google.golang.org/grpc/resolver"
 
-	_ "github.com/etcdlb/etcdlb/balancer" // the etcdlb_* policies
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
 	"github.com/etcdlb/etcdlb/resolver"
 	"github.com/etcdlb/etcdlb/resolver/static"
@@ -31,17 +31,27 @@ type Policy struct {
 	Name string
 	// Ours is true for etcdlb's policies, which read zones and weights.
 	Ours bool
+	// Weights is how an etcdlb policy's picks follow the weights;
+	// WeightsIgnored for grpc-go's.
+	Weights etcdlb.Weights
+	// CountsInflight: an etcdlb policy that picks by the calls in flight.
+	CountsInflight bool
 }
 
-// Policies are the policies every scenario runs: etcdlb's three, then
-// grpc-go's round_robin, least_request_experimental and pick_first.
-var Policies = []Policy{
-	{"etcdlb_round_robin", true},
-	{"etcdlb_weighted", true},
-	{"etcdlb_least_inflight", true},
-	{"round_robin", false},
-	{"least_request_experimental", false},
-	{"pick_first", false},
+// Policies are the policies every scenario runs: etcdlb's, from its table,
+// then grpc-go's round_robin, least_request_experimental and pick_first.
+var Policies = append(etcdlbPolicies(),
+	Policy{Name: "round_robin"},
+	Policy{Name: "least_request_experimental"},
+	Policy{Name: "pick_first"},
+)
+
+func etcdlbPolicies() []Policy {
+	var ps []Policy
+	for _, p := range etcdlb.Policies() {
+		ps = append(ps, Policy{Name: p.Name, Ours: true, Weights: p.Weights, CountsInflight: p.CountsInflight})
+	}
+	return ps
 }
 
 // ServiceConfig is the client's service config for p, with the client in
@@ -252,57 +262,102 @@ var runSeq struct {
 // Run runs sc with policy p: fresh backends, a fresh client, a warm-up,
 // then the measured load with the scenario's events at their times.
 func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, err error) {
-	scale := opt.Scale
+	scale, callTimeout := opt.Scale, opt.CallTimeout
 	if scale <= 0 {
 		scale = 1
 	}
-	callTimeout := opt.CallTimeout
 	if callTimeout <= 0 {
 		callTimeout = 5 * time.Second
 	}
-	dur := time.Duration(float64(sc.Duration) * scale)
 	env := &Env{}
-	defer func() {
-		for _, b := range env.Backends {
-			b.Stop()
-		}
-	}()
+	defer env.stopBackends()
+	eps, err := env.startBackends(sc.Backends)
+	if err != nil {
+		return nil, err
+	}
+	rb, target, unregister, err := env.resolve(ctx, sc, p, opt.Etcd, eps)
+	if err != nil {
+		return nil, err
+	}
+	defer unregister()
+	conn, err := dial(target, rb, p.ServiceConfig(sc.LocalZone))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	if err := warmUp(ctx, conn, env.Backends, p, sc); err != nil {
+		return nil, err
+	}
+	r := newResult(sc, p, env, time.Duration(float64(sc.Duration)*scale), callTimeout)
+	if err := r.drive(ctx, env.caller(conn, sc, callTimeout)); err != nil {
+		return r, err
+	}
+	if sc.Measure != nil {
+		r.Metrics = sc.Measure(r)
+	}
+	return r, ctx.Err()
+}
+
+// startBackends starts a backend for each spec and returns their
+// endpoints; stopBackends stops them.
+func (e *Env) startBackends(specs []BackendSpec) ([]grpcresolver.Endpoint, error) {
 	var eps []grpcresolver.Endpoint
-	for i, spec := range sc.Backends {
+	for i, spec := range specs {
 		b, err := StartBackend(spec, i)
 		if err != nil {
 			return nil, err
 		}
-		env.Backends = append(env.Backends, b)
+		e.Backends = append(e.Backends, b)
 		eps = append(eps, endpoint.New(b.Addr, endpoint.Attrs{Weight: spec.Weight, Zone: spec.Zone}))
 	}
+	return eps, nil
+}
 
-	var rb grpcresolver.Builder
-	var target string
-	if sc.Etcd {
-		if opt.Etcd == nil {
-			return nil, fmt.Errorf("load: scenario %s needs etcd and Options.Etcd is nil", sc.ID)
-		}
-		runSeq.Lock()
-		runSeq.n++
-		env.Service = fmt.Sprintf("load-%s-%s-%d", sc.ID, p.Name, runSeq.n)
-		runSeq.Unlock()
-		env.Etcd = opt.Etcd
-		quiet := resolver.WithLogger(slog.New(slog.DiscardHandler))
-		for _, b := range env.Backends {
-			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			reg, err := resolver.Register(rctx, opt.Etcd, resolver.Registration{
-				Service: env.Service, Addr: b.Addr, Weight: b.Spec.Weight, Zone: b.Spec.Zone}, quiet)
-			cancel()
-			if err != nil {
-				return nil, fmt.Errorf("load: register %s: %w", b.Spec.Name, err)
-			}
-			defer reg.Close()
-		}
-		rb, target = resolver.NewBuilder(opt.Etcd, quiet), "etcd:///"+env.Service
-	} else {
-		rb, target = static.New("load", eps...), "load:///"+sc.ID
+func (e *Env) stopBackends() {
+	for _, b := range e.Backends {
+		b.Stop()
 	}
+}
+
+// resolve returns the resolver and target the client dials: the backends
+// registered in etcd when sc asks for it (unregister undoes that), else a
+// static resolver of eps.
+func (e *Env) resolve(ctx context.Context, sc *Scenario, p Policy, etcd *clientv3.Client, eps []grpcresolver.Endpoint) (
+	_ grpcresolver.Builder, target string, unregister func(), _ error) {
+	if !sc.Etcd {
+		return static.New("load", eps...), "load:///" + sc.ID, func() {}, nil
+	}
+	if etcd == nil {
+		return nil, "", nil, fmt.Errorf("load: scenario %s needs etcd and Options.Etcd is nil", sc.ID)
+	}
+	runSeq.Lock()
+	runSeq.n++
+	e.Service = fmt.Sprintf("load-%s-%s-%d", sc.ID, p.Name, runSeq.n)
+	runSeq.Unlock()
+	e.Etcd = etcd
+	quiet := resolver.WithLogger(slog.New(slog.DiscardHandler))
+	var regs []*resolver.Registrar
+	unregister = func() {
+		for _, reg := range regs {
+			reg.Close()
+		}
+	}
+	for _, b := range e.Backends {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		reg, err := resolver.Register(rctx, etcd, resolver.Registration{
+			Service: e.Service, Addr: b.Addr, Weight: b.Spec.Weight, Zone: b.Spec.Zone}, quiet)
+		cancel()
+		if err != nil {
+			unregister()
+			return nil, "", nil, fmt.Errorf("load: register %s: %w", b.Spec.Name, err)
+		}
+		regs = append(regs, reg)
+	}
+	return resolver.NewBuilder(etcd, quiet), "etcd:///" + e.Service, unregister, nil
+}
+
+// dial is the client of a run, with serviceConfig.
+func dial(target string, rb grpcresolver.Builder, serviceConfig string) (*grpc.ClientConn, error) {
 	conn, err := grpc.NewClient(target, grpc.WithResolvers(rb),
 		grpc.WithTransportCredentials(insecure.NewCredentials()),
 		// Reconnect within 0.6 s when a stopped backend comes back, rather
@@ -315,14 +370,19 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, e
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: backoff.Config{
 			BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 500 * time.Millisecond,
 		}, MinConnectTimeout: time.Second}),
-		grpc.WithDefaultServiceConfig(p.ServiceConfig(sc.LocalZone)))
+		grpc.WithDefaultServiceConfig(serviceConfig))
 	if err != nil {
 		return nil, fmt.Errorf("load: client: %w", err)
 	}
-	defer conn.Close()
+	return conn, nil
+}
+
+// caller returns the call the load generator makes: one EmptyCall, bounded
+// by callTimeout, noting where it went when sc tracks a kill.
+func (e *Env) caller(conn *grpc.ClientConn, sc *Scenario, callTimeout time.Duration) func(context.Context) error {
 	client := testgrpc.NewTestServiceClient(conn)
 	wfr := grpc.WaitForReady(sc.WaitForReady)
-	call := func(ctx context.Context) error {
+	return func(ctx context.Context) error {
 		ctx, cancel := context.WithTimeout(ctx, callTimeout)
 		defer cancel()
 		if !sc.TrackKill {
@@ -332,14 +392,14 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, e
 		var pr peer.Peer
 		start := time.Now().UnixNano()
 		_, err := client.EmptyCall(ctx, &testpb.Empty{}, wfr, grpc.Peer(&pr))
-		env.ended(start, pr.Addr)
+		e.ended(start, pr.Addr)
 		return err
 	}
+}
 
-	if err := warmUp(ctx, conn, env.Backends, p, sc); err != nil {
-		return nil, err
-	}
-
+// newResult is the result of running sc for dur, with its timelines
+// started now; it covers the calls still in flight at the end.
+func newResult(sc *Scenario, p Policy, env *Env, dur, callTimeout time.Duration) *Result {
 	scaled := *sc
 	scaled.Duration = dur
 	r := &Result{Scenario: &scaled, Policy: p, Env: env, EventAt: make([]time.Duration, len(sc.Events))}
@@ -347,6 +407,13 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, e
 	span := dur + callTimeout + time.Second
 	r.Timeline = NewTimeline(start, timelineWindow, span, len(env.Backends))
 	r.Errors = NewTimeline(start, timelineWindow, span, 1)
+	return r
+}
+
+// drive sends the scenario's load with call while its events run, and
+// counts each backend's calls; it returns the events' error.
+func (r *Result) drive(ctx context.Context, call func(context.Context) error) error {
+	sc, env, start := r.Scenario, r.Env, r.Timeline.Start
 	for _, b := range env.Backends {
 		b.Count(r.Timeline)
 	}
@@ -355,11 +422,10 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, e
 			r.Errors.Add(0, intended.Add(lat))
 		}
 	}
-
 	evDone := make(chan error, 1)
 	evCtx, stopEvents := context.WithCancel(ctx)
-	go func() { evDone <- runEvents(evCtx, sc.Events, start, dur, env, r.EventAt) }()
-	lim := Limit{Duration: dur}
+	go func() { evDone <- runEvents(evCtx, sc.Events, start, sc.Duration, env, r.EventAt) }()
+	lim := Limit{Duration: sc.Duration}
 	if sc.Concurrency > 0 {
 		r.Stats = ClosedLoop(ctx, sc.Concurrency, lim, call, obs)
 	} else {
@@ -375,16 +441,9 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, e
 	for i := range r.Calls {
 		r.Calls[i] = r.Timeline.Sum(i, 0, r.Timeline.Windows())
 	}
-	if evErr != nil {
-		return r, evErr
-	}
-	if sc.Measure != nil {
-		r.Metrics = sc.Measure(r)
-	}
-	return r, ctx.Err()
+	return evErr
 }
 
-// runEvents runs each event at its time and records when it ran.
 func runEvents(ctx context.Context, evs []Event, start time.Time, dur time.Duration, env *Env, at []time.Duration) error {
 	for i, ev := range evs {
 		due := start.Add(time.Duration(ev.At * float64(dur)))

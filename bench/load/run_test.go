@@ -3,10 +3,12 @@ package load
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 )
 
@@ -19,7 +21,10 @@ func TestRunAllShort(t *testing.T) {
 		t.Skip("real load for a few seconds")
 	}
 	etcd := embedetcd.StartT(t, embedetcd.Options{})
-	ps := []Policy{Policies[1], Policies[3]} // etcdlb_weighted, round_robin
+	// etcdlb_weighted, round_robin
+	exact := slices.IndexFunc(Policies, func(p Policy) bool { return p.Weights == etcdlb.WeightsExact })
+	ps := []Policy{Policies[exact], Policies[len(etcdlb.Names())]}
+	weighted := Policies[exact].Name
 	rs, err := RunAll(context.Background(), Scenarios(), ps, Options{Etcd: etcd.ClientT(t), Scale: 0.1, CallTimeout: 2 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -33,17 +38,17 @@ func TestRunAllShort(t *testing.T) {
 		}
 	}
 	// Weighted splits 1:1:2:4 by a fixed schedule.
-	sh := rs.Find("3-weights", "etcdlb_weighted").Shares()
+	sh := rs.Find("3-weights", weighted).Shares()
 	for i, want := range []float64{0.125, 0.125, 0.25, 0.5} {
 		if d := sh[i] - want; d > 0.02 || d < -0.02 {
-			t.Errorf("3-weights/etcdlb_weighted: shares %v, want 1:1:2:4", sh)
+			t.Errorf("3-weights/%s: shares %v, want 1:1:2:4", weighted, sh)
 			break
 		}
 	}
 	// Scenario 6 went through etcd: after the write, b0 (weight 5 of 8)
 	// took more than its equal share of before.
-	if r := rs.Find("6-etcd-weight", "etcdlb_weighted"); r.Shares()[0] < 0.3 {
-		t.Errorf("6-etcd-weight/etcdlb_weighted: shares %v, want b0 above 30%%", r.Shares())
+	if r := rs.Find("6-etcd-weight", weighted); r.Shares()[0] < 0.3 {
+		t.Errorf("6-etcd-weight/%s: shares %v, want b0 above 30%%", weighted, r.Shares())
 	}
 	var md, svg bytes.Buffer
 	WriteMarkdown(&md, rs, "load-")
@@ -53,7 +58,7 @@ func TestRunAllShort(t *testing.T) {
 			t.Errorf("markdown lacks %q", want)
 		}
 	}
-	if s := svg.String(); !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") || !strings.Contains(s, "etcdlb_weighted") {
+	if s := svg.String(); !strings.HasPrefix(s, "<svg") || !strings.HasSuffix(s, "</svg>\n") || !strings.Contains(s, weighted) {
 		t.Errorf("SVG is not a whole drawing of the runs")
 	}
 }

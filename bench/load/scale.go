@@ -73,12 +73,8 @@ func Scale(ctx context.Context, p Policy, bs []*Backend, timeout time.Duration) 
 		return res
 	}
 	defer conn.Close()
-	conn.Connect()
-	for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
-		if !conn.WaitForStateChange(ctx, s) {
-			res.Err = fmt.Errorf("not READY in %v (state %v)", timeout, s)
-			return res
-		}
+	if res.Err = waitReady(ctx, conn, timeout); res.Err != nil {
+		return res
 	}
 	res.ToReady = time.Since(start)
 	client := testgrpc.NewTestServiceClient(conn)
@@ -110,18 +106,37 @@ func Scale(ctx context.Context, p Policy, bs []*Backend, timeout time.Duration) 
 	if !covered() {
 		res.Err = fmt.Errorf("not every backend got a call in %v", timeout)
 	}
-	res.MinCalls = -1
-	for i, b := range bs {
-		c := b.Calls() - before[i]
-		if res.MinCalls < 0 || c < res.MinCalls {
-			res.MinCalls = c
-		}
-		res.MaxCalls = max(res.MaxCalls, c)
-	}
+	res.MinCalls, res.MaxCalls = callSpread(bs, before)
 	if h := heap.Live(); h > heap0 {
 		res.HeapBytes = h - heap0
 	}
 	return res
+}
+
+// waitReady connects conn and waits until it is READY, at most until ctx
+// ends (timeout is for the error).
+func waitReady(ctx context.Context, conn *grpc.ClientConn, timeout time.Duration) error {
+	conn.Connect()
+	for s := conn.GetState(); s != connectivity.Ready; s = conn.GetState() {
+		if !conn.WaitForStateChange(ctx, s) {
+			return fmt.Errorf("not READY in %v (state %v)", timeout, s)
+		}
+	}
+	return nil
+}
+
+// callSpread returns the fewest and the most calls a backend of bs served
+// since before.
+func callSpread(bs []*Backend, before []int64) (least, most int64) {
+	least = -1
+	for i, b := range bs {
+		c := b.Calls() - before[i]
+		if least < 0 || c < least {
+			least = c
+		}
+		most = max(most, c)
+	}
+	return least, most
 }
 
 // WriteScaleMarkdown writes the scale runs as a table.

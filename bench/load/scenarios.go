@@ -6,6 +6,7 @@ import (
 	"math"
 	"time"
 
+	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -208,7 +209,7 @@ func measureKill(r *Result) []Metric {
 }
 
 func measureWeightChange(r *Result) []Metric {
-	if r.Policy.Name != "etcdlb_weighted" && r.Policy.Name != "etcdlb_least_inflight" {
+	if r.Policy.Weights == etcdlb.WeightsIgnored {
 		return []Metric{{Name: "new split", Note: "n/a, the policy ignores weights"}}
 	}
 	tl := r.Timeline
@@ -216,9 +217,10 @@ func measureWeightChange(r *Result) []Metric {
 	end := tl.WindowOf(r.Span)
 	target := 5.0 / 8
 	what := fmt.Sprintf("b0 within 5 points of %.1f%%, its weight share", 100*target)
-	if r.Policy.Name == "etcdlb_least_inflight" {
-		// Two choices out of four: b0 is in half the sampled pairs, so
-		// it cannot pass 50%; the target is where it settled.
+	if r.Policy.Weights == etcdlb.WeightsSampled {
+		// Least-inflight's two choices out of four: b0 is in half the
+		// sampled pairs, so it cannot pass 50%; the target is where it
+		// settled.
 		target, _ = share(tl, []int{0}, (write+end)/2, end)
 		what = fmt.Sprintf("b0 within 5 points of %.1f%%, its share over the second half after the write", 100*target)
 	}

@@ -27,7 +27,7 @@ import (
 	testpb "google.golang.org/grpc/interop/grpc_testing"
 	"google.golang.org/grpc/peer"
 
-	_ "github.com/etcdlb/etcdlb/balancer" // registers the etcdlb_* policies
+	lbpolicies "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/testserver"
 	"github.com/etcdlb/etcdlb/resolver"
@@ -67,7 +67,9 @@ type demoBackend struct {
 	reg *resolver.Registrar
 }
 
-var demoPolicies = []string{"etcdlb_round_robin", "etcdlb_weighted", "etcdlb_least_inflight"}
+// demoPolicies are etcdlb's policies, one client each, in the order of the
+// balancer's table.
+var demoPolicies = lbpolicies.Names()
 
 // demoConfig is how the demo runs.
 type demoConfig struct {

@@ -5,27 +5,103 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
+	lbpolicies "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/resolver"
 )
 
 // check says whether a window shows what a step claims, and what it saw.
 type check func(w window) (ok bool, saw string)
 
+// step is one narrated step of the scenario: what it does, what to look
+// at, and what it claims and checks.
+type step struct {
+	title, look, claim string
+	act                func(context.Context) error // nil: nothing to do
+	check              check
+}
+
+// The backends of zone a and of zone b, by index in demo.backends.
+var zoneA, zoneB = []int{0, 1, 2}, []int{3, 4, 5}
+
 // scenario runs the narrated steps and returns how many checks failed.
 func (d *demo) scenario(ctx context.Context) (failed int) {
-	a1, a2, a3 := d.backends[0], d.backends[1], d.backends[2]
-	zoneA := []int{0, 1, 2}
-	zoneB := []int{3, 4, 5}
-	const weighted = 1 // index of etcdlb_weighted in demoPolicies
+	steps := append(d.weightSteps(), d.failureSteps()...)
+	for i, st := range steps {
+		d.view.setStep(fmt.Sprintf("step %d/%d: %s", i+1, len(steps), st.title), st.look)
+		stepStart := time.Now()
+		ok, checked := d.runStep(ctx, st)
+		if !ok {
+			failed++
+		}
+		if ctx.Err() != nil {
+			return failed
+		}
+		if checked && !d.pause(ctx, stepStart) {
+			return failed
+		}
+	}
+	if ok, saw := d.checkMetrics(ctx); ok {
+		d.view.say("PASS the metrics endpoint reports every policy's picks and the registrations (" + saw + ")")
+	} else {
+		d.view.say("FAIL the metrics endpoint: " + saw)
+		failed++
+	}
+	return failed
+}
 
-	steps := []struct {
-		title, look, claim string
-		act                func(context.Context) error
-		check              check
-	}{{
+// runStep acts and checks, and says PASS or FAIL. ok is false when the
+// step failed (a step cut short by ctx has not); checked is false when its
+// act failed and nothing was checked.
+func (d *demo) runStep(ctx context.Context, st step) (ok, checked bool) {
+	if st.act != nil {
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := st.act(actx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return true, false
+			}
+			d.view.say(fmt.Sprintf("FAIL %s: %v", st.title, err))
+			return false, false
+		}
+	}
+	ok, saw := d.waitFor(ctx, st.check, 10*time.Second)
+	switch {
+	case ctx.Err() != nil:
+		return true, true
+	case ok:
+		d.view.say(fmt.Sprintf("PASS %s (%s)", st.claim, saw))
+		return true, true
+	}
+	d.view.say(fmt.Sprintf("FAIL %s (last window: %s)", st.claim, saw))
+	return false, true
+}
+
+// pause lets a step show for its duration from start; false when ctx ends
+// first.
+func (d *demo) pause(ctx context.Context, start time.Time) bool {
+	rest := d.cfg.step - time.Since(start)
+	if rest <= 0 {
+		return true
+	}
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(rest):
+		return true
+	}
+}
+
+// weightSteps show the weights and the zone at work: the steady state, an
+// operator's weight override, a drain.
+func (d *demo) weightSteps() []step {
+	a1, a2 := d.backends[0], d.backends[1]
+	weighted := exactlyWeighted()
+	return []step{{
 		title: "steady state",
 		look:  "zone b gets nothing (the clients are in zone a); weighted splits zone a 10:20:30, round_robin evenly",
 		claim: "zone b serves no calls; no errors",
@@ -53,7 +129,14 @@ func (d *demo) scenario(ctx context.Context) (failed int) {
 		check: d.all(func(w window, p int) (bool, string) {
 			return w.calls[p][1] == 0, fmt.Sprintf("a2 %d calls", w.calls[p][1])
 		}),
-	}, {
+	}}
+}
+
+// failureSteps show failures and recovery: a backend killed, a zone lost,
+// the zone back.
+func (d *demo) failureSteps() []step {
+	a1, a2, a3 := d.backends[0], d.backends[1], d.backends[2]
+	return []step{{
 		title: "kill a3 (its server stops at once; its registration stays in etcd until the lease expires)",
 		look:  "a few calls in flight fail, then a3 gets nothing and the errors stop: clients skip a dead connection",
 		claim: "a3 serves no calls and no call fails",
@@ -98,49 +181,6 @@ func (d *demo) scenario(ctx context.Context) (failed int) {
 			return s == 1, fmt.Sprintf("zone a %.0f%%", 100*s)
 		}),
 	}}
-
-	for i, st := range steps {
-		d.view.setStep(fmt.Sprintf("step %d/%d: %s", i+1, len(steps), st.title), st.look)
-		stepStart := time.Now()
-		if st.act != nil {
-			actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			err := st.act(actx)
-			cancel()
-			if err != nil {
-				if ctx.Err() != nil {
-					return failed
-				}
-				d.view.say(fmt.Sprintf("FAIL %s: %v", st.title, err))
-				failed++
-				continue
-			}
-		}
-		ok, saw := d.waitFor(ctx, st.check, 10*time.Second)
-		if ctx.Err() != nil {
-			return failed
-		}
-		if ok {
-			d.view.say(fmt.Sprintf("PASS %s (%s)", st.claim, saw))
-		} else {
-			d.view.say(fmt.Sprintf("FAIL %s (last window: %s)", st.claim, saw))
-			failed++
-		}
-		// Let the step show for its duration.
-		if rest := d.cfg.step - time.Since(stepStart); rest > 0 {
-			select {
-			case <-ctx.Done():
-				return failed
-			case <-time.After(rest):
-			}
-		}
-	}
-	if ok, saw := d.checkMetrics(ctx); ok {
-		d.view.say("PASS the metrics endpoint reports every policy's picks and the registrations (" + saw + ")")
-	} else {
-		d.view.say("FAIL the metrics endpoint: " + saw)
-		failed++
-	}
-	return failed
 }
 
 // checkMetrics reads the demo's own /metrics as Prometheus would.
@@ -211,7 +251,7 @@ func (d *demo) all(f func(w window, p int) (bool, string)) check {
 			if saw != "" {
 				saw += "; "
 			}
-			saw += fmt.Sprintf("%s: %s, %d errors", shortPolicy[name], s, w.errs[p])
+			saw += fmt.Sprintf("%s: %s, %d errors", shortPolicy(name), s, w.errs[p])
 		}
 		return ok, saw
 	}
@@ -224,4 +264,11 @@ func (d *demo) zoneShare(w window, p int, bs []int) float64 {
 		s += w.share(p, b)
 	}
 	return s
+}
+
+// exactlyWeighted is the index in demoPolicies of the first policy whose
+// picks follow the weights exactly (etcdlb_weighted), whose column the
+// weight step checks.
+func exactlyWeighted() int {
+	return slices.IndexFunc(lbpolicies.Policies(), func(p lbpolicies.Policy) bool { return p.Weights == lbpolicies.WeightsExact })
 }

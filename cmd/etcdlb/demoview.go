@@ -131,11 +131,8 @@ func (v *view) say(line string) {
 	v.renderLocked()
 }
 
-var shortPolicy = map[string]string{
-	"etcdlb_round_robin":    "round_robin",
-	"etcdlb_weighted":       "weighted",
-	"etcdlb_least_inflight": "least_inflight",
-}
+// shortPolicy is a policy's name without the "etcdlb_" that every one has.
+func shortPolicy(name string) string { return strings.TrimPrefix(name, "etcdlb_") }
 
 func (v *view) renderLocked() {
 	if v.last.calls == nil {
@@ -189,7 +186,7 @@ func renderLines(out io.Writer, f frame) {
 	w := f.win
 	for p, name := range demoPolicies {
 		var b strings.Builder
-		fmt.Fprintf(&b, "%5.1fs   %-14s", f.elapsed.Seconds(), shortPolicy[name])
+		fmt.Fprintf(&b, "%5.1fs   %-14s", f.elapsed.Seconds(), shortPolicy(name))
 		for i, be := range f.backends {
 			fmt.Fprintf(&b, " %s %3.0f%%", be.name, 100*w.share(p, i))
 		}
@@ -209,7 +206,7 @@ func renderScreen(out io.Writer, f frame) {
 		demoService, f.elapsed.Seconds(), f.etcd)
 	fmt.Fprintf(&b, "%-4s %-16s %-4s %-9s", "", "backend", "zone", "weight")
 	for _, p := range demoPolicies {
-		fmt.Fprintf(&b, " %14s", shortPolicy[p])
+		fmt.Fprintf(&b, " %14s", shortPolicy(p))
 	}
 	fmt.Fprintf(&b, " %9s %9s\n", "in-flight", "latency")
 	for i, be := range f.backends {

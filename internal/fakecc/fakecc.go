@@ -24,6 +24,9 @@ type ClientConn struct {
 	// AutoReady makes every SubConn report CONNECTING then READY when the
 	// policy asks it to connect. Set it before the policy is built.
 	AutoReady bool
+	// Recorder, when set, is the MetricsRecorder the policy records on.
+	// Set it before the policy is built.
+	Recorder *Recorder
 
 	newSubConns atomic.Int64
 	stop        chan struct{}
@@ -144,8 +147,14 @@ func (cc *ClientConn) ResolveNow(resolver.ResolveNowOptions) {}
 // Target returns a fixed target.
 func (cc *ClientConn) Target() string { return "fake:///test" }
 
-// MetricsRecorder returns a recorder that drops everything.
-func (cc *ClientConn) MetricsRecorder() estats.MetricsRecorder { return noopRecorder{} }
+// MetricsRecorder returns cc.Recorder, or one that drops everything when
+// it is nil.
+func (cc *ClientConn) MetricsRecorder() estats.MetricsRecorder {
+	if cc.Recorder != nil {
+		return cc.Recorder
+	}
+	return noopRecorder{}
+}
 
 // SubConn is a fake balancer.SubConn.
 type SubConn struct {
@@ -207,6 +216,58 @@ func (sc *SubConn) GetOrBuildProducer(balancer.ProducerBuilder) (balancer.Produc
 // RegisterHealthListener reports the SubConn healthy at once.
 func (sc *SubConn) RegisterHealthListener(f func(balancer.SubConnState)) {
 	sc.cc.schedule(func() { f(balancer.SubConnState{ConnectivityState: connectivity.Ready}) })
+}
+
+// Recorder is a MetricsRecorder that keeps what is recorded: the sum of a
+// count's increments, a gauge's last value, the number of a histogram's
+// observations, by metric name and label values.
+type Recorder struct {
+	noopRecorder
+	mu     sync.Mutex
+	values map[string]float64
+}
+
+// NewRecorder returns an empty Recorder.
+func NewRecorder() *Recorder { return &Recorder{values: map[string]float64{}} }
+
+// Value returns what was recorded on the metric name with exactly labels,
+// and whether anything was.
+func (r *Recorder) Value(name string, labels ...string) (float64, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	v, ok := r.values[recorderKey(name, labels)]
+	return v, ok
+}
+
+func recorderKey(name string, labels []string) string {
+	return fmt.Sprintf("%s%q", name, labels)
+}
+
+func (r *Recorder) record(d *estats.MetricDescriptor, labels []string, f func(old float64) float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	k := recorderKey(string(d.Name), labels)
+	r.values[k] = f(r.values[k])
+}
+
+func (r *Recorder) RecordInt64Count(h *estats.Int64CountHandle, v int64, labels ...string) {
+	r.record(h.Descriptor(), labels, func(old float64) float64 { return old + float64(v) })
+}
+
+func (r *Recorder) RecordFloat64Count(h *estats.Float64CountHandle, v float64, labels ...string) {
+	r.record(h.Descriptor(), labels, func(old float64) float64 { return old + v })
+}
+
+func (r *Recorder) RecordInt64Histo(h *estats.Int64HistoHandle, _ int64, labels ...string) {
+	r.record(h.Descriptor(), labels, func(old float64) float64 { return old + 1 })
+}
+
+func (r *Recorder) RecordFloat64Histo(h *estats.Float64HistoHandle, _ float64, labels ...string) {
+	r.record(h.Descriptor(), labels, func(old float64) float64 { return old + 1 })
+}
+
+func (r *Recorder) RecordInt64Gauge(h *estats.Int64GaugeHandle, v int64, labels ...string) {
+	r.record(h.Descriptor(), labels, func(float64) float64 { return float64(v) })
 }
 
 type noopRecorder struct{ estats.MetricsRecorder }
