@@ -22,6 +22,7 @@ import (
 
 	_ "github.com/etcdlb/etcdlb/balancer" // the etcdlb_* policies
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/registry"
 	"github.com/etcdlb/etcdlb/resolver"
 	"github.com/etcdlb/etcdlb/resolver/static"
 )
@@ -173,7 +174,7 @@ type Scenario struct {
 	// WaitForReady makes every call wait for a ready backend instead of
 	// failing when none is.
 	WaitForReady bool
-	// Etcd registers the backends in etcd (resolver.Register) and resolves
+	// Etcd registers the backends in etcd (registry.Register) and resolves
 	// them with resolver.NewBuilder; otherwise resolver/static serves them.
 	Etcd   bool
 	Events []Event
@@ -288,17 +289,18 @@ func Run(ctx context.Context, sc *Scenario, p Policy, opt Options) (_ *Result, e
 		env.Service = fmt.Sprintf("load-%s-%s-%d", sc.ID, p.Name, runSeq.n)
 		runSeq.Unlock()
 		env.Etcd = opt.Etcd
-		quiet := resolver.WithLogger(slog.New(slog.DiscardHandler))
 		for _, b := range env.Backends {
 			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			reg, err := resolver.Register(rctx, opt.Etcd, resolver.Registration{
-				Service: env.Service, Addr: b.Addr, Weight: b.Spec.Weight, Zone: b.Spec.Zone}, quiet)
+			reg, err := registry.Register(rctx, opt.Etcd, registry.Registration{
+				Service: env.Service, Addr: b.Addr, Weight: b.Spec.Weight, Zone: b.Spec.Zone},
+				registry.WithLogger(slog.New(slog.DiscardHandler)))
 			cancel()
 			if err != nil {
 				return nil, fmt.Errorf("load: register %s: %w", b.Spec.Name, err)
 			}
 			defer reg.Close()
 		}
+		quiet := resolver.WithLogger(slog.New(slog.DiscardHandler))
 		rb, target = resolver.NewBuilder(opt.Etcd, quiet), "etcd:///"+env.Service
 	} else {
 		rb, target = static.New("load", eps...), "load:///"+sc.ID

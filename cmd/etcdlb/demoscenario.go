@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/registry"
 )
 
 // check says whether a window shows what a step claims, and what it saw.
@@ -37,7 +37,7 @@ func (d *demo) scenario(ctx context.Context) (failed int) {
 		look:  "the weighted column: a1 takes most of zone a's traffic (100 of 150)",
 		claim: "weighted sends a1 more than half its calls",
 		act: func(ctx context.Context) error {
-			return resolver.SetOverride(ctx, d.cli, demoService, a1.srv.Addr, 100)
+			return registry.SetOverride(ctx, d.cli, demoService, a1.srv.Addr, 100)
 		},
 		check: func(w window) (bool, string) {
 			s := w.share(weighted, 0)
@@ -48,7 +48,7 @@ func (d *demo) scenario(ctx context.Context) (failed int) {
 		look:  "a2's share drops to 0 for every policy; its connection stays up",
 		claim: "a2 serves no calls",
 		act: func(ctx context.Context) error {
-			return resolver.SetOverride(ctx, d.cli, demoService, a2.srv.Addr, 0)
+			return registry.SetOverride(ctx, d.cli, demoService, a2.srv.Addr, 0)
 		},
 		check: d.all(func(w window, p int) (bool, string) {
 			return w.calls[p][1] == 0, fmt.Sprintf("a2 %d calls", w.calls[p][1])
@@ -87,7 +87,7 @@ func (d *demo) scenario(ctx context.Context) (failed int) {
 				}
 			}
 			for _, b := range []*demoBackend{a1, a2} {
-				if err := resolver.ClearOverride(ctx, d.cli, demoService, b.srv.Addr); err != nil {
+				if err := registry.ClearOverride(ctx, d.cli, demoService, b.srv.Addr); err != nil {
 					return err
 				}
 			}

@@ -23,6 +23,7 @@ import (
 	_ "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/testserver"
+	"github.com/etcdlb/etcdlb/registry"
 	"github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -49,7 +50,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 		t.Cleanup(s.Stop)
-		reg, err := resolver.Register(ctx, f.cli, resolver.Registration{
+		reg, err := registry.Register(ctx, f.cli, registry.Registration{
 			Service: "echo", Addr: s.Addr, Weight: 1, Zone: zone, Metadata: map[string]string{"n": fmt.Sprint(i)},
 		})
 		if err != nil {
@@ -75,7 +76,7 @@ func (f *fixture) override(t *testing.T, addr string) (uint32, bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	w, ok, err := resolver.GetOverride(ctx, f.cli, "echo", addr)
+	w, ok, err := registry.GetOverride(ctx, f.cli, "echo", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func TestWatch(t *testing.T) {
 	expect("endpoint", f.addrs[0], "weight=1", "zone=a")
 	expect("rejected", "bad", "malformed_json")
 	expect("synced")
-	if err := resolver.SetOverride(ctx, f.cli, "echo", f.addrs[1], 3); err != nil {
+	if err := registry.SetOverride(ctx, f.cli, "echo", f.addrs[1], 3); err != nil {
 		t.Fatal(err)
 	}
 	expect("override", f.addrs[1], "weight=3")
@@ -181,7 +182,7 @@ func TestWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("removed", "127.0.0.1:9")
-	if err := resolver.ClearOverride(ctx, f.cli, "echo", f.addrs[1]); err != nil {
+	if err := registry.ClearOverride(ctx, f.cli, "echo", f.addrs[1]); err != nil {
 		t.Fatal(err)
 	}
 	expect("override cleared", f.addrs[1])

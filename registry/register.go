@@ -1,4 +1,4 @@
-package resolver
+package registry
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdlb/etcdlb/internal/etcdutil"
+	"github.com/etcdlb/etcdlb/keyspace"
 
 	"github.com/etcdlb/etcdlb/endpoint"
 )
@@ -52,7 +55,7 @@ func (e *heldError) Error() string {
 	}
 	return fmt.Sprintf("%s is %v: lease %x%s (another server registered this address, "+
 		"or this server's previous run crashed less than a TTL ago); "+
-		"pass resolver.WithTakeover() to replace it", e.key, ErrKeyHeld, int64(e.lease), ttl)
+		"pass registry.WithTakeover() to replace it", e.key, ErrKeyHeld, int64(e.lease), ttl)
 }
 
 func (e *heldError) Unwrap() error { return ErrKeyHeld }
@@ -100,7 +103,7 @@ type Registrar struct {
 	wake   chan struct{} // the wanted value changed
 
 	mu         sync.Mutex
-	val        Value // what the key should hold
+	val        keyspace.Value // what the key should hold
 	gen        uint64
 	writtenGen uint64        // gen of the value last written
 	written    chan struct{} // closed and replaced on every write
@@ -119,7 +122,7 @@ type Registrar struct {
 // lease: ... connection refused"). With context.Background() it blocks until
 // etcd answers: give it a timeout.
 func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts ...Option) (*Registrar, error) {
-	if err := checkService(reg.Service); err != nil {
+	if err := keyspace.CheckService(reg.Service); err != nil {
 		return nil, err
 	}
 	if err := checkDialable(reg.Addr); err != nil {
@@ -132,19 +135,19 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 	case w == 0 && !reg.Drained:
 		w = endpoint.DefaultWeight
 	}
-	val := Value{Addr: reg.Addr, Weight: w, Zone: reg.Zone, Metadata: maps.Clone(reg.Metadata)}
-	if _, err := EncodeValue(val); err != nil {
+	val := keyspace.Value{Addr: reg.Addr, Weight: w, Zone: reg.Zone, Metadata: maps.Clone(reg.Metadata)}
+	if _, err := keyspace.EncodeValue(val); err != nil {
 		return nil, err
 	}
 	o := newOptions(opts)
 	r := &Registrar{
 		cli:     cli,
 		opts:    o,
-		key:     EndpointKey(o.prefix, reg.Service, reg.Addr),
-		ovrKey:  OverrideKey(o.prefix, reg.Service, reg.Addr),
-		idxKey:  IndexKey(o.prefix, reg.Service, reg.Addr),
+		key:     keyspace.EndpointKey(o.Prefix, reg.Service, reg.Addr),
+		ovrKey:  keyspace.OverrideKey(o.Prefix, reg.Service, reg.Addr),
+		idxKey:  keyspace.IndexKey(o.Prefix, reg.Service, reg.Addr),
 		reg:     Registration{Service: reg.Service, Addr: reg.Addr},
-		log:     o.logger.With("service", reg.Service, "addr", reg.Addr),
+		log:     o.Logger.With("service", reg.Service, "addr", reg.Addr),
 		done:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		val:     val,
@@ -177,7 +180,7 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 			err := r.lastErr // fresh: the attempt that ctx cut short set it
 			r.mu.Unlock()
 			if err == nil { // ctx ended during the first attempt
-				err = etcdUnreachable(cli)
+				err = etcdutil.Unreachable(cli)
 			}
 			if err == nil {
 				return nil, fmt.Errorf("etcdlb: register %s: %w", r.key, ctx.Err())
@@ -211,19 +214,19 @@ func (r *Registrar) SetWeight(ctx context.Context, weight uint32) error {
 	if weight > endpoint.MaxWeight {
 		return fmt.Errorf("etcdlb: weight %d above %d", weight, endpoint.MaxWeight)
 	}
-	return r.update(ctx, func(v *Value) { v.Weight = weight })
+	return r.update(ctx, func(v *keyspace.Value) { v.Weight = weight })
 }
 
 // SetZone changes the registration's zone, as SetWeight does its weight.
 func (r *Registrar) SetZone(ctx context.Context, zone string) error {
-	return r.update(ctx, func(v *Value) { v.Zone = zone })
+	return r.update(ctx, func(v *keyspace.Value) { v.Zone = zone })
 }
 
 // Drain sets the registration's own weight to 0: clients stop picking it
 // while any other endpoint is ready, and the key stays.
 func (r *Registrar) Drain(ctx context.Context) error { return r.SetWeight(ctx, 0) }
 
-func (r *Registrar) update(ctx context.Context, f func(*Value)) error {
+func (r *Registrar) update(ctx context.Context, f func(*keyspace.Value)) error {
 	r.mu.Lock()
 	if r.state == Closed {
 		r.mu.Unlock()
@@ -280,11 +283,11 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 		If(clientv3.Compare(clientv3.LeaseValue(r.key), "=", lease)).
 		Then(clientv3.OpDelete(r.key), clientv3.OpDelete(r.idxKey)).Commit()
 	if err != nil {
-		err = explain(ctx, r.cli, "delete", err, read(r.key), write(r.key), write(r.idxKey))
+		err = etcdutil.Explain(ctx, r.cli, "delete", err, etcdutil.Read(r.key), etcdutil.Write(r.key), etcdutil.Write(r.idxKey))
 		r.log.Warn("etcdlb: cannot delete the key; revoking its lease", "op", "delete", "key", r.key, "err", err)
 	}
 	if _, rerr := r.cli.Revoke(ctx, lease); rerr != nil {
-		rerr = explain(ctx, r.cli, "revoke the lease", rerr, write(r.key), write(r.idxKey))
+		rerr = etcdutil.Explain(ctx, r.cli, "revoke the lease", rerr, etcdutil.Write(r.key), etcdutil.Write(r.idxKey))
 		r.log.Warn("etcdlb: cannot revoke the lease; the key stays until it expires", "op", "revoke", "key", r.key, "lease", lease, "err", rerr)
 		err = errors.Join(err, rerr)
 	} else {
@@ -301,7 +304,7 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 
 // Close is Deregister bounded by the request timeout.
 func (r *Registrar) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.RequestTimeout)
 	defer cancel()
 	return r.Deregister(ctx)
 }
@@ -312,9 +315,7 @@ func (r *Registrar) setState(s RegistrationState) {
 	close(r.stateCh)
 	r.stateCh = make(chan struct{})
 	r.mu.Unlock()
-	if h := r.opts.regHooks.State; h != nil {
-		h(r.reg.Service, r.reg.Addr, s.String())
-	}
+	r.opts.observer.RegistrationState(r.reg.Service, r.reg.Addr, s.String())
 }
 
 // run registers, serves the lease until it is lost, and starts again, until
@@ -326,14 +327,14 @@ func (r *Registrar) run() {
 	var lease clientv3.LeaseID // the last one the key was written under
 	for registered := false; ; {
 		if registered || failures > 0 {
-			resetConnectBackoff(r.cli)
+			etcdutil.ResetConnectBackoff(r.cli)
 		}
 		newLease, rev, err := r.register(lease)
 		if r.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			err = withEtcdCause(r.cli, err)
+			err = etcdutil.WithCause(r.cli, err)
 			r.mu.Lock()
 			r.lastErr = err
 			r.mu.Unlock()
@@ -341,10 +342,8 @@ func (r *Registrar) run() {
 				return // Register refuses it
 			}
 			r.log.Warn("etcdlb: registration failed; retrying", "err", err)
-			if h := r.opts.regHooks.LeaseFailed; h != nil {
-				h(r.reg.Service, r.reg.Addr, err)
-			}
-			if !sleepCtx(r.ctx, r.opts.backoff(failures)) {
+			r.opts.observer.LeaseFailed(r.reg.Service, r.reg.Addr, err)
+			if !etcdutil.Sleep(r.ctx, r.opts.Backoff(failures)) {
 				return
 			}
 			failures++
@@ -353,9 +352,7 @@ func (r *Registrar) run() {
 		failures, lease = 0, newLease
 		if registered {
 			r.log.Info("etcdlb: re-registered", "lease", leaseHex(lease))
-			if h := r.opts.regHooks.Reregistered; h != nil {
-				h(r.reg.Service, r.reg.Addr)
-			}
+			r.opts.observer.Reregistered(r.reg.Service, r.reg.Addr)
 		}
 		registered = true
 		r.setState(Registered)
@@ -370,7 +367,7 @@ func (r *Registrar) run() {
 // register grants a lease and claims the key under it; prev is the lease it
 // was last written under.
 func (r *Registrar) register(prev clientv3.LeaseID) (clientv3.LeaseID, int64, error) {
-	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.RequestTimeout)
 	defer cancel()
 	g, err := r.cli.Grant(ctx, int64(r.opts.ttl.Round(time.Second)/time.Second))
 	if err != nil {
@@ -421,7 +418,7 @@ func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, cmps ...c
 	r.mu.Lock()
 	val, gen := r.val, r.gen
 	r.mu.Unlock()
-	b, err := EncodeValue(val)
+	b, err := keyspace.EncodeValue(val)
 	if err != nil {
 		return 0, err
 	}
@@ -429,11 +426,11 @@ func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, cmps ...c
 	idx := clientv3.OpPut(r.idxKey, "", clientv3.WithLease(lease))
 	resp, err := r.cli.Txn(ctx).If(cmps...).Then(put, idx).Commit()
 	if err != nil {
-		needs := []access{write(r.key), write(r.idxKey)}
+		needs := []etcdutil.Access{etcdutil.Write(r.key), etcdutil.Write(r.idxKey)}
 		if len(cmps) > 0 {
-			needs = append([]access{read(r.key)}, needs...) // the compare reads
+			needs = append([]etcdutil.Access{etcdutil.Read(r.key)}, needs...) // the compare reads
 		}
-		if err = explain(ctx, r.cli, "put", err, needs...); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		if err = etcdutil.Explain(ctx, r.cli, "put", err, needs...); !errors.Is(err, rpctypes.ErrPermissionDenied) {
 			err = fmt.Errorf("put %s: %w", r.key, err)
 		}
 		r.mu.Lock()
@@ -496,15 +493,13 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 				r.leaseFailed(lease, errors.New("lease expired or revoked"))
 				return
 			}
-			if h := r.opts.regHooks.LeaseRenewed; h != nil {
-				h(r.reg.Service, r.reg.Addr)
-			}
+			r.opts.observer.LeaseRenewed(r.reg.Service, r.reg.Addr)
 			continue
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				// Cancelled or compacted: read the key, then watch on.
 				if ok && !wr.IsProgressNotify() && wr.CompactRevision == 0 {
-					err := explain(ctx, r.cli, "watch", wr.Err(), read(r.key))
+					err := etcdutil.Explain(ctx, r.cli, "watch", wr.Err(), etcdutil.Read(r.key))
 					r.log.Warn("etcdlb: cannot watch the key; an edit of it is seen only when read", "op", "watch", "key", r.key, "err", err)
 				}
 				wch, recheck = nil, time.After(0)
@@ -522,7 +517,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 				rev = ev.Kv.ModRevision
 				rewrite, err := r.foreign(ctx, ev.Kv, lease)
 				if unkept = err != nil; unkept {
-					recheck = time.After(r.opts.backoff(failures)) // keep it then
+					recheck = time.After(r.opts.Backoff(failures)) // keep it then
 					failures++
 				}
 				dirty = dirty || rewrite
@@ -532,7 +527,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 			kv, now, err := r.get(ctx)
 			if err != nil {
 				r.log.Warn("etcdlb: cannot read the key; an edit of it is not seen", "op", "get", "key", r.key, "err", err)
-				recheck = time.After(r.opts.backoff(failures))
+				recheck = time.After(r.opts.Backoff(failures))
 				failures++
 				continue
 			}
@@ -548,7 +543,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 				rev = kv.ModRevision
 				rewrite, err := r.foreign(ctx, kv, lease)
 				if unkept = err != nil; unkept {
-					recheck = time.After(r.opts.backoff(failures))
+					recheck = time.After(r.opts.Backoff(failures))
 					failures++
 				}
 				dirty = dirty || rewrite
@@ -561,7 +556,7 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 		if !dirty || retry != nil || unkept {
 			continue // unkept: writing now would lose the operator's weight
 		}
-		wctx, wcancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+		wctx, wcancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
 		newRev, err := r.write(wctx, lease, clientv3.Compare(clientv3.ModRevision(r.key), "=", rev))
 		wcancel()
 		switch {
@@ -570,10 +565,10 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 		case errors.Is(err, errConflict):
 			// The watch brings the other write; then the value is written
 			// again against its revision.
-			retry = time.After(r.opts.backoffMin)
+			retry = time.After(r.opts.BackoffMin)
 		default:
 			r.log.Warn("etcdlb: update failed; retrying", "op", "put", "key", r.key, "err", err)
-			retry = time.After(r.opts.backoff(failures))
+			retry = time.After(r.opts.Backoff(failures))
 			failures++
 		}
 	}
@@ -593,7 +588,7 @@ func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clie
 			"lease", leaseHex(clientv3.LeaseID(kv.Lease)))
 		return false, nil
 	}
-	v, err := DecodeValue(r.key, r.reg.Addr, kv.Value)
+	v, err := keyspace.DecodeValue(r.key, r.reg.Addr, kv.Value)
 	r.mu.Lock()
 	own := r.val
 	r.mu.Unlock()
@@ -610,25 +605,25 @@ func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clie
 }
 
 func (r *Registrar) putOverride(ctx context.Context, weight uint32) error {
-	b, err := EncodeOverride(weight)
+	b, err := keyspace.EncodeOverride(weight)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
 	defer cancel()
 	if _, err = r.cli.Put(ctx, r.ovrKey, string(b)); err != nil {
-		return explain(ctx, r.cli, "put", err, write(r.ovrKey))
+		return etcdutil.Explain(ctx, r.cli, "put", err, etcdutil.Write(r.ovrKey))
 	}
 	return nil
 }
 
 // get returns the key, or nil if it does not exist, and the revision read.
 func (r *Registrar) get(ctx context.Context) (*mvccpb.KeyValue, int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.key)
 	if err != nil {
-		return nil, 0, explain(ctx, r.cli, "get", err, read(r.key))
+		return nil, 0, etcdutil.Explain(ctx, r.cli, "get", err, etcdutil.Read(r.key))
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, resp.Header.Revision, nil
@@ -645,28 +640,15 @@ func (r *Registrar) leaseFailed(lease clientv3.LeaseID, err error) {
 		return
 	}
 	r.log.Warn("etcdlb: lease lost; re-registering", "lease", leaseHex(lease), "err", err)
-	if h := r.opts.regHooks.LeaseFailed; h != nil {
-		h(r.reg.Service, r.reg.Addr, err)
-	}
+	r.opts.observer.LeaseFailed(r.reg.Service, r.reg.Addr, err)
 }
 
 // revoke drops a lease that no longer holds the key, best effort.
 func (r *Registrar) revoke(lease clientv3.LeaseID) {
-	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.RequestTimeout)
 	defer cancel()
 	if _, err := r.cli.Revoke(ctx, lease); err != nil && r.ctx.Err() == nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		r.log.Warn("etcdlb: cannot revoke a lease that no longer holds the key", "op", "revoke", "lease", lease, "err", err)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -676,7 +658,7 @@ func leaseHex(id clientv3.LeaseID) string { return fmt.Sprintf("%x", int64(id)) 
 // checkDialable refuses an address no client can dial: an unspecified IP
 // (0.0.0.0, ::), on top of checkAddr's rules (port 0 among them).
 func checkDialable(addr string) error {
-	if err := checkAddr(addr); err != nil {
+	if err := keyspace.CheckAddr(addr); err != nil {
 		return err
 	}
 	host, _, _ := net.SplitHostPort(addr)
