@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdlb/etcdlb/internal/etcdutil"
@@ -54,19 +56,8 @@ func List(ctx context.Context, cli *clientv3.Client, service string, opts ...Opt
 	if err != nil {
 		return nil, etcdutil.Explain(ctx, cli, "list "+service, err, etcdutil.ReadPrefix(svcPrefix), etcdutil.ReadPrefix(ovrPrefix))
 	}
-	overrides := map[string]uint32{}
-	var bad []Instance
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		id := strings.TrimPrefix(string(kv.Key), ovrPrefix)
-		w, err := keyspace.DecodeOverride(string(kv.Key), kv.Value)
-		if err != nil {
-			bad = append(bad, Instance{Key: string(kv.Key), ID: id, Err: err, TTL: -1})
-			continue
-		}
-		overrides[id] = w
-	}
-	var out []Instance
-	ttls := map[clientv3.LeaseID]time.Duration{}
+	overrides, out := decodeOverrides(resp.Responses[1].GetResponseRange().Kvs, ovrPrefix)
+	var leases []clientv3.LeaseID
 	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
 		id := strings.TrimPrefix(string(kv.Key), svcPrefix)
 		if strings.Contains(id, "/") {
@@ -77,25 +68,77 @@ func List(ctx context.Context, cli *clientv3.Client, service string, opts ...Opt
 		in.Override, in.HasOverride = overrides[id]
 		delete(overrides, id)
 		if in.Lease != 0 {
-			ttl, ok := ttls[in.Lease]
-			if !ok {
-				ttl = -1
-				if lr, err := cli.TimeToLive(ctx, in.Lease); err == nil && lr.TTL >= 0 {
-					ttl = time.Duration(lr.TTL) * time.Second
-				}
-				ttls[in.Lease] = ttl
-			}
-			in.TTL = ttl
+			leases = append(leases, in.Lease)
 		}
 		out = append(out, in)
+	}
+	ttls := leaseTTLs(ctx, cli, leases)
+	for i := range out {
+		if ttl, ok := ttls[out[i].Lease]; ok {
+			out[i].TTL = ttl
+		}
 	}
 	for id, w := range overrides {
 		out = append(out, Instance{Key: keyspace.OverrideKey(o.Prefix, service, id), ID: id, Override: w, HasOverride: true,
 			TTL: -1, Err: errors.New("override of an endpoint that is not registered")})
 	}
-	out = append(out, bad...)
 	slices.SortFunc(out, func(a, b Instance) int { return strings.Compare(a.Key, b.Key) })
 	return out, nil
+}
+
+// decodeOverrides returns the valid overrides by id, and the rejected ones
+// as Instances.
+func decodeOverrides(kvs []*mvccpb.KeyValue, ovrPrefix string) (map[string]uint32, []Instance) {
+	overrides := map[string]uint32{}
+	var bad []Instance
+	for _, kv := range kvs {
+		id := strings.TrimPrefix(string(kv.Key), ovrPrefix)
+		w, err := keyspace.DecodeOverride(string(kv.Key), kv.Value)
+		if err != nil {
+			bad = append(bad, Instance{Key: string(kv.Key), ID: id, Err: err, TTL: -1})
+			continue
+		}
+		overrides[id] = w
+	}
+	return overrides, bad
+}
+
+// ttlConcurrency bounds the TimeToLive requests List has in flight.
+var ttlConcurrency = 32
+
+// leaseTTLs returns the time each lease has left, or -1 when it is gone.
+// etcd has no call that reads the TTLs of many leases, and every
+// registration has a lease of its own: they are asked for concurrently, so
+// that listing 1,000 endpoints is not 1,000 round trips one after another.
+func leaseTTLs(ctx context.Context, cli *clientv3.Client, leases []clientv3.LeaseID) map[clientv3.LeaseID]time.Duration {
+	ttls := make(map[clientv3.LeaseID]time.Duration, len(leases))
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, ttlConcurrency)
+	)
+	for _, id := range leases {
+		mu.Lock()
+		_, asked := ttls[id]
+		if !asked {
+			ttls[id] = -1 // asked for once; the answer if it fails
+		}
+		mu.Unlock()
+		if asked {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if lr, err := cli.TimeToLive(ctx, id); err == nil && lr.TTL >= 0 {
+				mu.Lock()
+				ttls[id] = time.Duration(lr.TTL) * time.Second
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return ttls
 }
 
 // SetOverride sets the operator's weight for the endpoint id (its address,

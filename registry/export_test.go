@@ -24,3 +24,11 @@ func ClaimForTest(ctx context.Context, r *Registrar, lease, prev clientv3.LeaseI
 	_, err := r.claim(ctx, lease, prev)
 	return err
 }
+
+// SetTTLConcurrencyForTest sets how many TimeToLive requests List has in
+// flight, and returns a func that restores it.
+func SetTTLConcurrencyForTest(n int) (restore func()) {
+	old := ttlConcurrency
+	ttlConcurrency = n
+	return func() { ttlConcurrency = old }
+}
