@@ -2,10 +2,12 @@ package registry_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/etcdlb/etcdlb/internal/etcdtest"
+	"github.com/etcdlb/etcdlb/metrics"
 	"github.com/etcdlb/etcdlb/registry"
 )
 
@@ -167,4 +169,20 @@ func waitOverride(t testing.TB, e *etcdtest.Env, service, id string, want uint32
 		w, ok, err := registry.GetOverride(e.Ctx, e.Cli, service, id)
 		return err == nil && ok && w == want
 	})
+}
+
+// TestNilMetricsIsOff: WithMetrics with a nil *metrics.Metrics, or a nil
+// Observer, means no metrics, not a panic inside Register.
+func TestNilMetricsIsOff(t *testing.T) {
+	e := etcdtest.NewEnv(t)
+	for i, obs := range []registry.Observer{(*metrics.Metrics)(nil), nil} {
+		reg := etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: fmt.Sprintf("10.0.0.%d:80", i+1)},
+			registry.WithMetrics(obs))
+		if err := reg.SetWeight(e.Ctx, 3); err != nil {
+			t.Fatal(err)
+		}
+		if err := reg.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

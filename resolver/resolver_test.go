@@ -207,3 +207,15 @@ func TestResolveNowRateLimited(t *testing.T) {
 }
 
 var _ = clientv3.WithPrefix
+
+// TestNilMetricsIsOff: WithMetrics(nil) means no metrics, not a panic in
+// the resolver's goroutine.
+func TestNilMetricsIsOff(t *testing.T) {
+	e := etcdtest.NewEnv(t)
+	e.Put(t, "echo/10.0.0.1:80", `{"addr":"10.0.0.1:80"}`)
+	cc, _ := etcdtest.Build(t, e.Cli, "echo", etcdlbresolver.WithMetrics(nil))
+	cc.WaitEndpoints(t, "10.0.0.1:80/1/")
+	e.Put(t, "echo/10.0.0.2:80", `{"addr":"10.0.0.2:80","weight":"x"}`) // rejected: reported to no one
+	e.Put(t, "echo/10.0.0.3:80", `{"addr":"10.0.0.3:80"}`)
+	cc.WaitEndpoints(t, "10.0.0.1:80/1/ 10.0.0.3:80/1/")
+}
