@@ -16,7 +16,7 @@ type options struct {
 	resolveNowEvery    time.Duration
 	revisionCheckEvery time.Duration
 	dataLossGrace      time.Duration
-	observer           Observer         // never nil
+	observer           observer         // never nil
 	metrics            *metrics.Metrics // passed on to the policies; nil: none
 }
 
@@ -34,10 +34,11 @@ func newOptions(opts []Option) options {
 	return o
 }
 
-// Observer is told what a resolver does; *metrics.Metrics is one (see
+// observer is told what a resolver does; *metrics.Metrics is one (see
 // WithMetrics). Its methods are called from the resolver's goroutine and
-// must not block.
-type Observer interface {
+// must not block. (Unexported until a user needs another one: the metrics
+// also reach the policies, which an observer alone would not do.)
+type observer interface {
 	// ResolverUpdated is called after each UpdateState, with the number of
 	// endpoints.
 	ResolverUpdated(service string, endpoints int)

@@ -89,7 +89,7 @@ type etcdResolver struct {
 	cli       *clientv3.Client
 	cc        resolver.ClientConn
 	opts      options
-	obs       Observer
+	obs       observer
 	service   string
 	w         *Watcher
 	svcPrefix string
