@@ -23,8 +23,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/resolver"
-
-	"github.com/etcdlb/etcdlb/internal/hooks"
 )
 
 // Metrics holds etcdlb's collectors. One Metrics may serve any number of
@@ -138,43 +136,91 @@ func register[C prometheus.Collector](reg prometheus.Registerer, err *error, nam
 	return existing
 }
 
-// ResolverHooks returns the callbacks that feed the resolver metrics.
-func (m *Metrics) ResolverHooks() hooks.Resolver {
-	return hooks.Resolver{
-		Update: func(service string, n int) {
-			service = label(service)
-			m.resolverUpdates.WithLabelValues(service).Inc()
-			m.resolverEndpoints.WithLabelValues(service).Set(float64(n))
-		},
-		Rejected:     func(service, reason string) { m.rejected.WithLabelValues(label(service), label(reason)).Inc() },
-		WatchRestart: func(service string) { m.watchRestarts.WithLabelValues(label(service)).Inc() },
-		Compacted:    func(service string) { m.compactions.WithLabelValues(label(service)).Inc() },
-		Synced: func(service string, at time.Time) {
-			m.lastSync.WithLabelValues(label(service)).Set(float64(at.UnixNano()) / 1e9)
-		},
-		EtcdError: func(service string, _ error) { m.etcdErrors.WithLabelValues(label(service)).Inc() },
+// The methods below are how the resolver and the registry report to m:
+// m is a resolver.Observer and a registry.Observer. Each is a no-op on a
+// nil *Metrics.
+
+// ResolverUpdated counts an endpoint set pushed, of n endpoints.
+func (m *Metrics) ResolverUpdated(service string, n int) {
+	if m == nil {
+		return
+	}
+	service = label(service)
+	m.resolverUpdates.WithLabelValues(service).Inc()
+	m.resolverEndpoints.WithLabelValues(service).Set(float64(n))
+}
+
+// ResolverRejected counts a rejected etcd value.
+func (m *Metrics) ResolverRejected(service, reason string) {
+	if m != nil {
+		m.rejected.WithLabelValues(label(service), label(reason)).Inc()
+	}
+}
+
+// ResolverWatchRestarted counts a watch that ended.
+func (m *Metrics) ResolverWatchRestarted(service string) {
+	if m != nil {
+		m.watchRestarts.WithLabelValues(label(service)).Inc()
+	}
+}
+
+// ResolverCompacted counts a watch whose revision was compacted.
+func (m *Metrics) ResolverCompacted(service string) {
+	if m != nil {
+		m.compactions.WithLabelValues(label(service)).Inc()
+	}
+}
+
+// ResolverSynced records a good list or watch response.
+func (m *Metrics) ResolverSynced(service string, at time.Time) {
+	if m != nil {
+		m.lastSync.WithLabelValues(label(service)).Set(float64(at.UnixNano()) / 1e9)
+	}
+}
+
+// ResolverEtcdError counts a failed etcd request.
+func (m *Metrics) ResolverEtcdError(service string, _ error) {
+	if m != nil {
+		m.etcdErrors.WithLabelValues(label(service)).Inc()
 	}
 }
 
 // registrationStates are the values of etcdlb_registration_state's label.
 var registrationStates = []string{"registering", "registered", "closed"}
 
-// RegistrationHooks returns the callbacks that feed the registration metrics.
-func (m *Metrics) RegistrationHooks() hooks.Registration {
-	return hooks.Registration{
-		State: func(service, addr, state string) {
-			service, addr = label(service), label(addr)
-			for _, s := range registrationStates {
-				v := 0.0
-				if s == state {
-					v = 1
-				}
-				m.regState.WithLabelValues(service, addr, s).Set(v)
-			}
-		},
-		LeaseRenewed: func(service, addr string) { m.renewals.WithLabelValues(label(service), label(addr)).Inc() },
-		LeaseFailed:  func(service, addr string, _ error) { m.leaseFails.WithLabelValues(label(service), label(addr)).Inc() },
-		Reregistered: func(service, addr string) { m.reregistered.WithLabelValues(label(service), label(addr)).Inc() },
+// RegistrationState sets the registration's state.
+func (m *Metrics) RegistrationState(service, addr, state string) {
+	if m == nil {
+		return
+	}
+	service, addr = label(service), label(addr)
+	for _, s := range registrationStates {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.regState.WithLabelValues(service, addr, s).Set(v)
+	}
+}
+
+// LeaseRenewed counts a keepalive response.
+func (m *Metrics) LeaseRenewed(service, addr string) {
+	if m != nil {
+		m.renewals.WithLabelValues(label(service), label(addr)).Inc()
+	}
+}
+
+// LeaseFailed counts a lease lost or not granted.
+func (m *Metrics) LeaseFailed(service, addr string, _ error) {
+	if m != nil {
+		m.leaseFails.WithLabelValues(label(service), label(addr)).Inc()
+	}
+}
+
+// Reregistered counts a registration written again under a new lease.
+func (m *Metrics) Reregistered(service, addr string) {
+	if m != nil {
+		m.reregistered.WithLabelValues(label(service), label(addr)).Inc()
 	}
 }
 

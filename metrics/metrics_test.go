@@ -24,6 +24,7 @@ import (
 	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
 	"github.com/etcdlb/etcdlb/metrics"
+	"github.com/etcdlb/etcdlb/registry"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 	"github.com/etcdlb/etcdlb/resolver/static"
 )
@@ -293,8 +294,8 @@ func TestResolverAndRegistrationMetrics(t *testing.T) {
 	_, cli, ctx := startEtcd(t)
 
 	s := backend(t)
-	r, err := etcdlbresolver.Register(ctx, cli, etcdlbresolver.Registration{Service: "echo", Addr: s.Addr, Weight: 2, Zone: "z1"},
-		etcdlbresolver.WithMetrics(m), etcdlbresolver.WithTTL(time.Second))
+	r, err := registry.Register(ctx, cli, registry.Registration{Service: "echo", Addr: s.Addr, Weight: 2, Zone: "z1"},
+		registry.WithMetrics(m), registry.WithTTL(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -371,13 +372,13 @@ func TestZoneSpillCounted(t *testing.T) {
 func TestLeaseLossCounted(t *testing.T) {
 	reg, m := newMetrics(t)
 	_, cli, ctx := startEtcd(t)
-	r, err := etcdlbresolver.Register(ctx, cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1"},
-		etcdlbresolver.WithMetrics(m), etcdlbresolver.WithTTL(time.Second))
+	r, err := registry.Register(ctx, cli, registry.Registration{Service: "echo", Addr: "127.0.0.1:1"},
+		registry.WithMetrics(m), registry.WithTTL(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	waitFor(t, "registered", func() bool { return r.State() == etcdlbresolver.Registered })
+	waitFor(t, "registered", func() bool { return r.State() == registry.Registered })
 	if _, err := cli.Revoke(ctx, r.Lease()); err != nil {
 		t.Fatal(err)
 	}

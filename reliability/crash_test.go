@@ -17,7 +17,8 @@ import (
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
-	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/keyspace"
+	"github.com/etcdlb/etcdlb/registry"
 )
 
 // The helper backend process reads its etcd endpoint from this variable.
@@ -56,8 +57,8 @@ func TestHelperBackend(t *testing.T) {
 	s.SetDelay(crashDelay)
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	reg, err := etcdlbresolver.Register(ctx, cli, etcdlbresolver.Registration{Service: crashService, Addr: s.Addr},
-		etcdlbresolver.WithTTL(crashTTL))
+	reg, err := registry.Register(ctx, cli, registry.Registration{Service: crashService, Addr: s.Addr},
+		registry.WithTTL(crashTTL))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestCrash(t *testing.T) {
 		}
 	}
 
-	key := etcdlbresolver.EndpointKey("", crashService, victim)
+	key := keyspace.EndpointKey("", crashService, victim)
 	get, err := e.cli.Get(e.ctx, key)
 	if err != nil || len(get.Kvs) != 1 {
 		t.Fatalf("victim's key %s: %v %v", key, get, err)

@@ -9,7 +9,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
-	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/registry"
 )
 
 // outage is how long TestEtcdOutage keeps etcd down.
@@ -44,7 +44,7 @@ func TestEtcdOutage(t *testing.T) {
 	registered := time.Since(restarted)
 
 	// A change after the restart reaches every client: an operator's weight.
-	if err := etcdlbresolver.SetOverride(e.ctx, e.cli, service, bs[0].Addr, 7); err != nil {
+	if err := registry.SetOverride(e.ctx, e.cli, service, bs[0].Addr, 7); err != nil {
 		t.Fatal(err)
 	}
 	waitWeight(t, cs, bs[0].Addr, 7)
@@ -83,7 +83,7 @@ func TestEtcdDataLoss(t *testing.T) {
 	// The clients read the new etcd: an override written there reaches them
 	// (the resolver sees the revision went back and lists again).
 	for i, b := range bs {
-		if err := etcdlbresolver.SetOverride(e.ctx, e.cli, service, b.Addr, uint32(10+i)); err != nil {
+		if err := registry.SetOverride(e.ctx, e.cli, service, b.Addr, uint32(10+i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -196,7 +196,7 @@ func setOverride(t *testing.T, e *env, service, addr string, w uint32) {
 	defer cancel()
 	for {
 		octx, ocancel := context.WithTimeout(clientv3.WithRequireLeader(ctx), 2*time.Second)
-		err := etcdlbresolver.SetOverride(octx, e.cli, service, addr, w)
+		err := registry.SetOverride(octx, e.cli, service, addr, w)
 		ocancel()
 		if err == nil {
 			return

@@ -28,6 +28,7 @@ import (
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
+	"github.com/etcdlb/etcdlb/registry"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -113,7 +114,7 @@ type backend struct {
 	service string
 	weight  uint32
 	ttl     time.Duration
-	reg     *etcdlbresolver.Registrar
+	reg     *registry.Registrar
 }
 
 // startBackend starts a server and registers it under service.
@@ -163,7 +164,7 @@ func (e *env) waitRegistered(t *testing.T, service string, n int) {
 	ctx, cancel := context.WithTimeout(e.ctx, waitTimeout)
 	defer cancel()
 	for {
-		insts, err := etcdlbresolver.List(ctx, e.cli, service)
+		insts, err := registry.List(ctx, e.cli, service)
 		if err == nil && len(insts) == n {
 			return
 		}
@@ -179,8 +180,8 @@ func (e *env) register(t *testing.T, b *backend) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(e.ctx, waitTimeout)
 	defer cancel()
-	reg, err := etcdlbresolver.Register(ctx, e.cli, etcdlbresolver.Registration{Service: b.service, Addr: b.Addr, Weight: b.weight},
-		etcdlbresolver.WithTTL(b.ttl), etcdlbresolver.WithLogger(e.log), etcdlbresolver.WithBackoff(20*time.Millisecond, 500*time.Millisecond))
+	reg, err := registry.Register(ctx, e.cli, registry.Registration{Service: b.service, Addr: b.Addr, Weight: b.weight},
+		registry.WithTTL(b.ttl), registry.WithLogger(e.log), registry.WithBackoff(20*time.Millisecond, 500*time.Millisecond))
 	if err != nil {
 		t.Fatalf("register %s: %v", b.Addr, err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/heap"
+	"github.com/etcdlb/etcdlb/keyspace"
 	"github.com/etcdlb/etcdlb/metrics"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
@@ -45,7 +46,7 @@ func TestHostileRegistryData(t *testing.T) {
 	const service = "hostile"
 	_, addrs := e.startBackends(t, service, 5*time.Second, 1, 2, 3)
 	rng := rand.New(rand.NewPCG(8, 8))
-	prefix := etcdlbresolver.ServicePrefix("", service)
+	prefix := keyspace.ServicePrefix("", service)
 
 	// Round one, before the clients start.
 	var ops []clientv3.Op

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/serviceconfig"
 
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/internal/etcdtest"
 	"github.com/etcdlb/etcdlb/internal/heap"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
@@ -40,11 +41,11 @@ func (cc *benchCC) ReportError(error)                                    {}
 func (cc *benchCC) ParseServiceConfig(string) *serviceconfig.ParseResult { return nil }
 
 // putEndpoints writes n endpoints of service in our format, 128 per txn.
-func putEndpoints(b *testing.B, e *env, service string, n int) {
+func putEndpoints(b *testing.B, e *etcdtest.Env, service string, n int) {
 	b.Helper()
 	var ops []clientv3.Op
 	flush := func() {
-		if _, err := e.cli.Txn(e.ctx).Then(ops...).Commit(); err != nil {
+		if _, err := e.Cli.Txn(e.Ctx).Then(ops...).Commit(); err != nil {
 			b.Fatal(err)
 		}
 		ops = ops[:0]
@@ -96,12 +97,12 @@ var resolvers = []struct {
 // all 10,000 endpoints, ours and etcd's own resolver on the same keys.
 func BenchmarkInitialResolution10k(b *testing.B) {
 	const n = 10_000
-	e := newEnv(b)
+	e := etcdtest.NewEnv(b)
 	putEndpoints(b, e, "big", n)
-	target := resolver.Target{URL: *mustURL("etcd:///big")}
+	target := resolver.Target{URL: *etcdtest.MustURL("etcd:///big")}
 	for _, rv := range resolvers {
 		b.Run(rv.name, func(b *testing.B) {
-			bld := rv.build(e.cli)
+			bld := rv.build(e.Cli)
 			for b.Loop() {
 				r, _ := resolveAll(b, bld, target, n)
 				r.Close()
@@ -114,12 +115,12 @@ func BenchmarkInitialResolution10k(b *testing.B) {
 // state it pushed, per endpoint of a 10,000-endpoint service.
 func BenchmarkResolverMemory10k(b *testing.B) {
 	const n = 10_000
-	e := newEnv(b)
+	e := etcdtest.NewEnv(b)
 	putEndpoints(b, e, "big", n)
-	target := resolver.Target{URL: *mustURL("etcd:///big")}
+	target := resolver.Target{URL: *etcdtest.MustURL("etcd:///big")}
 	for _, rv := range resolvers {
 		b.Run(rv.name, func(b *testing.B) {
-			bld := rv.build(e.cli)
+			bld := rv.build(e.Cli)
 			var total float64
 			for b.Loop() {
 				before := heap.Live()
@@ -138,17 +139,17 @@ func BenchmarkResolverMemory10k(b *testing.B) {
 // which has no weights, is timed on a Put of a new key instead.
 func BenchmarkPutToUpdate(b *testing.B) {
 	for _, n := range []int{10, 10_000} {
-		e := newEnv(b)
+		e := etcdtest.NewEnv(b)
 		svc := fmt.Sprintf("svc%d", n)
 		putEndpoints(b, e, svc, n)
-		target := resolver.Target{URL: *mustURL("etcd:///" + svc)}
+		target := resolver.Target{URL: *etcdtest.MustURL("etcd:///" + svc)}
 		for _, rv := range resolvers {
 			b.Run(fmt.Sprintf("%s/endpoints=%d", rv.name, n), func(b *testing.B) {
-				r, cc := resolveAll(b, rv.build(e.cli), target, n)
+				r, cc := resolveAll(b, rv.build(e.Cli), target, n)
 				defer r.Close()
 				// Keys added for etcd-naming go, so that the next run (-count)
 				// starts from n endpoints again.
-				defer e.cli.Delete(e.ctx, svc+"/10.200.", clientv3.WithPrefix())
+				defer e.Cli.Delete(e.Ctx, svc+"/10.200.", clientv3.WithPrefix())
 				key, addr := svc+"/10.0.0.1:8080", "10.0.0.1:8080"
 				var lat []time.Duration
 				i := 0
@@ -161,7 +162,7 @@ func BenchmarkPutToUpdate(b *testing.B) {
 						val = fmt.Sprintf(`{"addr":"10.200.%d.%d:8080"}`, i>>8&255, i&255)
 					}
 					start := time.Now()
-					if _, err := e.cli.Put(e.ctx, key, val); err != nil {
+					if _, err := e.Cli.Put(e.Ctx, key, val); err != nil {
 						b.Fatal(err)
 					}
 					for s := range cc.state {

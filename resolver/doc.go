@@ -1,7 +1,6 @@
 // Package resolver finds a service's instances in etcd for gRPC clients
-// (etcd:///<service>) and keeps a server's own registration there.
-//
-// # Client side
+// (etcd:///<service>). It only reads etcd: servers register with package
+// registry, and both follow the stored format of package keyspace.
 //
 //	cli, _ := clientv3.New(clientv3.Config{Endpoints: ...}) // TLS, auth, members: yours
 //	conn, err := grpc.NewClient("etcd:///echo",
@@ -25,7 +24,7 @@
 // instead of hanging. When etcd cannot be reached the error names its
 // endpoints and why (e.g. connection refused). A key whose
 // value cannot be used is skipped and logged with its key and reason (see
-// value.go); the rest of the service is unaffected.
+// package keyspace); the rest of the service is unaffected.
 //
 // When etcd cannot be reached the last good endpoints stay in use: the
 // resolver never pushes an empty set because a read failed. It re-lists and
@@ -34,40 +33,10 @@
 // back in time (restored from a backup, or restarted without its data) all
 // lead to a fresh list.
 //
-// # Server side
+// The read path is exported as a Watcher (List, then Watch), for tools that
+// show what the resolver sees: `etcdlb watch` prints it.
 //
-//	reg, err := resolver.Register(ctx, cli, resolver.Registration{
-//		Service: "echo", Addr: "10.0.0.7:8080", Weight: 10, Zone: "eu-1a"},
-//		resolver.WithTTL(10*time.Second))
-//	defer reg.Close() // deletes the key first, then revokes the lease
-//
-// Register writes <prefix><service>/<addr> under a lease and keeps it alive,
-// always draining the keepalive channel. If the lease is lost (expired during
-// a partition, revoked, or etcd restarted without its data) it grants a new
-// one and writes the key again, forever, with backoff; State tells where it
-// stands. SetWeight, SetZone and Drain change the key in place. A zero Weight
-// registers the default weight 1; Drained registers weight 0. Register refuses
-// an address no client can dial (0.0.0.0, [::], port 0) and a key that another
-// registration's lease holds (ErrKeyHeld, naming the lease) unless given
-// WithTakeover. Give Register a context with a timeout: it waits for etcd, and
-// when the context ends it returns the context's error with the last cause.
-// Lease IDs are logged in hex, as etcdctl prints them.
-//
-// # Operator overrides
-//
-// An operator's weight lives apart from the registration, in a key with no
-// lease: <prefix>_etcdlb/override/<service>/<addr>, value {"weight":N}. It
-// outlives the server's lease renewals, re-registrations and restarts, and
-// wins over the server's own weight until it is deleted (SetOverride,
-// ClearOverride, or etcdctl). It is outside <prefix><service>/, so etcd's
-// own naming resolver, which reads that whole prefix, never sees it; the
-// service name "_etcdlb" is reserved for it.
-//
-// Operators may also edit the registered key in place (etcdctl put
-// --ignore-lease, or a plain put). A running Registrar sees the edit on its
-// watch, copies the new weight into the override key, and writes its own
-// value back under its lease (a key taken off the lease would outlive the
-// server). Only the weight is kept: edit zone and metadata through the server.
-// An in-place edit made while no Registrar runs for the key cannot be told
-// from the server's own older value and is not kept: use the override.
+// With WithMetrics, the resolver reports to the metrics and hands them to
+// the policies through the resolver state (metrics.Attach), which is why
+// this package imports package metrics.
 package resolver

@@ -1,24 +1,51 @@
 package resolver
 
-import (
-	"context"
-	"encoding/json"
-	"errors"
-	"time"
+import "time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
+// testObserver calls its functions, where set.
+type testObserver struct {
+	nopObserver
+	rejected  func(reason string)
+	synced    func()
+	compacted func()
+}
 
-	"github.com/etcdlb/etcdlb/internal/hooks"
-)
+func (o *testObserver) ResolverRejected(_, reason string) {
+	if o.rejected != nil {
+		o.rejected(reason)
+	}
+}
+
+func (o *testObserver) ResolverSynced(string, time.Time) {
+	if o.synced != nil {
+		o.synced()
+	}
+}
+
+func (o *testObserver) ResolverCompacted(string) {
+	if o.compacted != nil {
+		o.compacted()
+	}
+}
+
+// testHooks returns o's testObserver, putting one in place of any other.
+func testHooks(o *options) *testObserver {
+	t, ok := o.observer.(*testObserver)
+	if !ok {
+		t = &testObserver{}
+		o.observer = t
+	}
+	return t
+}
 
 // WithHooksForTest reports every rejected value's reason to f.
 func WithHooksForTest(f func(reason string)) Option {
-	return func(o *options) { o.resolverHooks = hooks.Resolver{Rejected: func(_, reason string) { f(reason) }} }
+	return func(o *options) { testHooks(o).rejected = f }
 }
 
 // WithSyncedHookForTest calls f after every list or watch response.
 func WithSyncedHookForTest(f func()) Option {
-	return func(o *options) { o.resolverHooks.Synced = func(string, time.Time) { f() } }
+	return func(o *options) { testHooks(o).synced = f }
 }
 
 // WithRevisionCheckForTest sets how often the watch checks etcd's revision.
@@ -28,33 +55,5 @@ func WithRevisionCheckForTest(d time.Duration) Option {
 
 // WithCompactedHookForTest calls f when the watch was compacted.
 func WithCompactedHookForTest(f func()) Option {
-	return func(o *options) { o.resolverHooks.Compacted = func(string) { f() } }
-}
-
-// DecodeFastForTest is the fast decoder alone.
-func DecodeFastForTest(b []byte) (Value, bool) { return decodeFast(b) }
-
-// DecodeSlowForTest is the encoding/json decoder alone (no address checks).
-func DecodeSlowForTest(b []byte) (Value, error) {
-	var raw anyValue
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return Value{}, err
-	}
-	var v Value
-	if r, d := v.fill(&raw); r != "" {
-		return Value{}, errors.New(d)
-	}
-	return v, nil
-}
-
-// WithStateHookForTest reports every registration state change.
-func WithStateHookForTest(f func(state string)) Option {
-	return func(o *options) { o.regHooks = hooks.Registration{State: func(_, _, s string) { f(s) }} }
-}
-
-// ClaimForTest has r claim its key under lease, as a re-registration after
-// prev does.
-func ClaimForTest(ctx context.Context, r *Registrar, lease, prev clientv3.LeaseID) error {
-	_, err := r.claim(ctx, lease, prev)
-	return err
+	return func(o *options) { testHooks(o).compacted = f }
 }

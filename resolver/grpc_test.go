@@ -13,8 +13,10 @@ import (
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/differential"
+	"github.com/etcdlb/etcdlb/internal/etcdtest"
 	"github.com/etcdlb/etcdlb/internal/poll"
 	"github.com/etcdlb/etcdlb/internal/testserver"
+	"github.com/etcdlb/etcdlb/registry"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -42,7 +44,7 @@ func dial(t testing.TB, cli *clientv3.Client, service, lbConfig string) testgrpc
 func dialPolicy(t testing.TB, cli *clientv3.Client, service, policy, lbConfig string) testgrpc.TestServiceClient {
 	t.Helper()
 	conn, err := grpc.NewClient("etcd:///"+service,
-		grpc.WithResolvers(etcdlbresolver.NewBuilder(cli, etcdlbresolver.WithLogger(testLogger(t)),
+		grpc.WithResolvers(etcdlbresolver.NewBuilder(cli, etcdlbresolver.WithLogger(etcdtest.Logger(t)),
 			etcdlbresolver.WithBackoff(20*time.Millisecond, 500*time.Millisecond))),
 		grpc.WithDefaultServiceConfig(`{"loadBalancingConfig":[{"`+policy+`":`+lbConfig+`}]}`),
 		grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -103,7 +105,7 @@ const chi2Crit = 13.82
 // waitSplit calls in batches until a batch splits as weights.
 func waitSplit(t testing.TB, c testgrpc.TestServiceClient, bs []*testserver.Server, weights []float64) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
+	deadline := time.Now().Add(etcdtest.WaitTimeout)
 	for {
 		got := callBatch(t, c, 600, bs)
 		if chiSquare(got, weights) < chi2Crit {
@@ -116,15 +118,15 @@ func waitSplit(t testing.TB, c testgrpc.TestServiceClient, bs []*testserver.Serv
 }
 
 func TestEndToEndWeightedSplit(t *testing.T) {
-	e := newEnv(t)
+	e := etcdtest.NewEnv(t)
 	bs := []*testserver.Server{startBackend(t), startBackend(t), startBackend(t)}
 	zones := []string{"a", "b", "b"}
-	regs := make([]*etcdlbresolver.Registrar, len(bs))
+	regs := make([]*registry.Registrar, len(bs))
 	for i, b := range bs {
-		regs[i] = register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.Addr,
+		regs[i] = etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: b.Addr,
 			Weight: uint32(i + 1), Zone: zones[i]})
 	}
-	c := dial(t, e.cli, "echo", `{}`)
+	c := dial(t, e.Cli, "echo", `{}`)
 	waitSplit(t, c, bs, []float64{1, 2, 3})
 	got := callBatch(t, c, 1200, bs)
 	if x := chiSquare(got, []float64{1, 2, 3}); x > chi2Crit {
@@ -136,7 +138,7 @@ func TestEndToEndWeightedSplit(t *testing.T) {
 	// An operator turns the weights around: the split follows, on the same
 	// connections.
 	for i, b := range bs {
-		if err := etcdlbresolver.SetOverride(e.ctx, e.cli, "echo", b.Addr, uint32(3-i)); err != nil {
+		if err := registry.SetOverride(e.Ctx, e.Cli, "echo", b.Addr, uint32(3-i)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -146,11 +148,11 @@ func TestEndToEndWeightedSplit(t *testing.T) {
 	}
 
 	// Zone preference through the same registrations.
-	cz := dial(t, e.cli, "echo", `{"localZone":"b"}`)
+	cz := dial(t, e.Cli, "echo", `{"localZone":"b"}`)
 	waitSplit(t, cz, bs, []float64{0, 2, 1})
 
 	// A server that deregisters gets no new call once clients know.
-	if err := regs[2].Deregister(e.ctx); err != nil {
+	if err := regs[2].Deregister(e.Ctx); err != nil {
 		t.Fatal(err)
 	}
 	waitSplit(t, c, bs, []float64{3, 2, 0})
@@ -172,15 +174,15 @@ func totalConns(bs []*testserver.Server) int64 {
 // the same resolver and servers, and a server registered after etcd is back
 // is picked.
 func TestEtcdDownCallsKeepFlowing(t *testing.T) {
-	e := newEnv(t)
+	e := etcdtest.NewEnv(t)
 	bs := []*testserver.Server{startBackend(t), startBackend(t), startBackend(t)}
 	for i, b := range bs[:2] {
-		register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: b.Addr, Weight: uint32(i + 1)},
-			etcdlbresolver.WithTTL(10*time.Second))
+		etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: b.Addr, Weight: uint32(i + 1)},
+			registry.WithTTL(10*time.Second))
 	}
-	c := dial(t, e.cli, "echo", `{}`)
+	c := dial(t, e.Cli, "echo", `{}`)
 	waitSplit(t, c, bs, []float64{1, 2, 0})
-	ref := dialPolicy(t, e.cli, "echo", differential.Reference, `{}`)
+	ref := dialPolicy(t, e.Cli, "echo", differential.Reference, `{}`)
 	callBatch(t, ref, 1, bs)
 
 	counts := []*differential.Count{differential.NewCount(etcdlb.WeightedName), differential.NewCount(differential.Reference)}
@@ -193,13 +195,13 @@ func TestEtcdDownCallsKeepFlowing(t *testing.T) {
 			return err
 		}))
 	}
-	e.etcd.Stop(0)
+	e.Etcd.Stop(0)
 	time.Sleep(4 * time.Second) // the outage itself
-	if err := e.etcd.Restart(0); err != nil {
+	if err := e.Etcd.Restart(0); err != nil {
 		t.Fatal(err)
 	}
-	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: bs[2].Addr, Weight: 3})
-	if !poll.Until(waitTimeout, func() bool { return bs[2].Calls() >= 100 }) {
+	etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: bs[2].Addr, Weight: 3})
+	if !poll.Until(etcdtest.WaitTimeout, func() bool { return bs[2].Calls() >= 100 }) {
 		t.Fatalf("the server registered after the outage served %d calls", bs[2].Calls())
 	}
 	stops[1]() // the reference's calls would blur the split

@@ -2,48 +2,57 @@ package resolver
 
 import (
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
-	"github.com/etcdlb/etcdlb/internal/hooks"
+	"github.com/etcdlb/etcdlb/internal/etcdutil"
 	"github.com/etcdlb/etcdlb/metrics"
 )
 
-// Option configures NewBuilder, Register and the helpers. Options that do
-// not apply to a function are ignored by it.
+// Option configures NewBuilder and NewWatcher.
 type Option func(*options)
 
 type options struct {
-	prefix             string
-	logger             *slog.Logger
-	backoffMin         time.Duration
-	backoffMax         time.Duration
-	requestTimeout     time.Duration
+	etcdutil.Common
 	resolveNowEvery    time.Duration
-	ttl                time.Duration
 	revisionCheckEvery time.Duration
 	dataLossGrace      time.Duration
-	metrics            *metrics.Metrics
-	takeover           bool
-	resolverHooks      hooks.Resolver
-	regHooks           hooks.Registration
+	observer           observer         // never nil
+	metrics            *metrics.Metrics // passed on to the policies; nil: none
 }
 
 func newOptions(opts []Option) options {
 	o := options{
-		logger:             slog.Default(),
-		backoffMin:         100 * time.Millisecond,
-		backoffMax:         5 * time.Second,
-		requestTimeout:     5 * time.Second,
+		Common:             etcdutil.Defaults(),
 		resolveNowEvery:    time.Second,
-		ttl:                10 * time.Second,
 		revisionCheckEvery: 5 * time.Second,
 		dataLossGrace:      30 * time.Second,
+		observer:           nopObserver{},
 	}
 	for _, opt := range opts {
 		opt(&o)
 	}
 	return o
+}
+
+// observer is told what a resolver does; *metrics.Metrics is one (see
+// WithMetrics). Its methods are called from the resolver's goroutine and
+// must not block. (Unexported until a user needs another one: the metrics
+// also reach the policies, which an observer alone would not do.)
+type observer interface {
+	// ResolverUpdated is called after each UpdateState, with the number of
+	// endpoints.
+	ResolverUpdated(service string, endpoints int)
+	// ResolverRejected is called once per rejected key value, with the reason.
+	ResolverRejected(service, reason string)
+	// ResolverWatchRestarted is called when a watch ends and the resolver
+	// re-lists.
+	ResolverWatchRestarted(service string)
+	// ResolverCompacted is called when the watch's revision was compacted.
+	ResolverCompacted(service string)
+	// ResolverSynced is called after each successful list or watch response.
+	ResolverSynced(service string, at time.Time)
+	// ResolverEtcdError is called for every failed etcd request.
+	ResolverEtcdError(service string, err error)
 }
 
 // WithDataLossGrace sets how long, after etcd lost its data (restored from
@@ -59,39 +68,20 @@ func WithDataLossGrace(d time.Duration) Option {
 
 // WithPrefix sets the key prefix, e.g. "/services/"; the default is "", the
 // layout of etcd's own naming/endpoints.
-func WithPrefix(prefix string) Option { return func(o *options) { o.prefix = prefix } }
+func WithPrefix(prefix string) Option { return func(o *options) { o.Prefix = prefix } }
 
 // WithLogger sets the logger; the default is slog.Default(). Nil discards.
-func WithLogger(l *slog.Logger) Option {
-	return func(o *options) {
-		if l == nil {
-			l = slog.New(slog.DiscardHandler)
-		}
-		o.logger = l
-	}
-}
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.SetLogger(l) } }
 
 // WithBackoff bounds the jittered exponential backoff between retries of a
 // failed etcd request (defaults 100ms and 5s). Zero keeps a default.
 func WithBackoff(lo, hi time.Duration) Option {
-	return func(o *options) {
-		if lo > 0 {
-			o.backoffMin = lo
-		}
-		if hi > 0 {
-			o.backoffMax = hi
-		}
-		o.backoffMax = max(o.backoffMax, o.backoffMin)
-	}
+	return func(o *options) { o.SetBackoff(lo, hi) }
 }
 
 // WithRequestTimeout bounds each etcd request (default 5s).
 func WithRequestTimeout(d time.Duration) Option {
-	return func(o *options) {
-		if d > 0 {
-			o.requestTimeout = d
-		}
-	}
+	return func(o *options) { o.SetRequestTimeout(d) }
 }
 
 // WithResolveNowInterval is the least time between two re-lists asked for by
@@ -100,37 +90,24 @@ func WithResolveNowInterval(d time.Duration) Option {
 	return func(o *options) { o.resolveNowEvery = max(d, 0) }
 }
 
-// WithTTL sets a registration's lease TTL (default 10s, at least 1s, rounded
-// to seconds). A crashed server's key disappears within it.
-func WithTTL(d time.Duration) Option {
-	return func(o *options) { o.ttl = max(d, time.Second) }
-}
-
-// WithTakeover lets Register replace a key that another registration's lease
-// holds (another server with the same address, or this server's previous run
-// that crashed less than a TTL ago). Without it Register refuses such a key
-// with ErrKeyHeld. The other Registrar keeps its lease and gets the key back
-// when this one's ends.
-func WithTakeover() Option { return func(o *options) { o.takeover = true } }
-
-// WithMetrics reports the resolver's and the registration's metrics to m,
-// and passes m on to the load-balancing policies of every ClientConn the
-// resolver serves (see metrics.Attach).
+// WithMetrics reports the resolver's metrics to m, and passes m on to the
+// load-balancing policies of every ClientConn the resolver serves (see
+// metrics.Attach). Nil means no metrics.
 func WithMetrics(m *metrics.Metrics) Option {
 	return func(o *options) {
 		o.metrics = m
-		o.resolverHooks = m.ResolverHooks()
-		o.regHooks = m.RegistrationHooks()
+		o.observer = nopObserver{}
+		if m != nil {
+			o.observer = m
+		}
 	}
 }
 
-// backoff returns the jittered wait before retry n (0-based): exponential
-// from min, capped at max, with full jitter in [d/2, d).
-func (o *options) backoff(n int) time.Duration {
-	d := o.backoffMin
-	for i := 0; i < n && d < o.backoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, o.backoffMax)
-	return d/2 + rand.N(d/2+1)
-}
+type nopObserver struct{}
+
+func (nopObserver) ResolverUpdated(string, int)      {}
+func (nopObserver) ResolverRejected(string, string)  {}
+func (nopObserver) ResolverWatchRestarted(string)    {}
+func (nopObserver) ResolverCompacted(string)         {}
+func (nopObserver) ResolverSynced(string, time.Time) {}
+func (nopObserver) ResolverEtcdError(string, error)  {}

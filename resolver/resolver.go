@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
-	"go.etcd.io/etcd/api/v3/mvccpb"
-	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/resolver"
 
@@ -22,6 +20,8 @@ import (
 	// is one way: the balancer knows nothing of etcd.
 	_ "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/internal/etcdutil"
+	"github.com/etcdlb/etcdlb/keyspace"
 	"github.com/etcdlb/etcdlb/metrics"
 )
 
@@ -44,18 +44,20 @@ func (*builder) Scheme() string { return Scheme }
 
 func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolver.BuildOptions) (resolver.Resolver, error) {
 	service := strings.TrimPrefix(target.Endpoint(), "/")
-	if err := checkService(service); err != nil {
+	if err := keyspace.CheckService(service); err != nil {
 		return nil, fmt.Errorf("etcdlb: target %q: %v", target.String(), err)
 	}
 	ctx, cancel := context.WithCancel(b.cli.Ctx())
+	w := newWatcher(b.cli, b.opts.Prefix, service)
 	r := &etcdResolver{
 		cli:       b.cli,
 		cc:        cc,
 		opts:      b.opts,
+		obs:       b.opts.observer,
 		service:   service,
-		svcPrefix: ServicePrefix(b.opts.prefix, service),
-		ovrPrefix: OverridePrefix(b.opts.prefix, service),
-		log:       b.opts.logger.With("service", service),
+		w:         w,
+		svcPrefix: w.svcPrefix,
+		log:       b.opts.Logger.With("service", service),
 		ctx:       ctx,
 		cancel:    cancel,
 		resolveCh: make(chan struct{}, 1),
@@ -71,7 +73,7 @@ func (b *builder) Build(target resolver.Target, cc resolver.ClientConn, _ resolv
 type entry struct {
 	key string
 	id  string // last key segment
-	val Value
+	val keyspace.Value
 	err error // non-nil: rejected
 
 	ep       resolver.Endpoint // built from val, with weight epWeight
@@ -80,15 +82,17 @@ type entry struct {
 }
 
 // etcdResolver lists a service's keys, then watches them, and pushes every
-// change to cc. All its state belongs to the run goroutine.
+// change to cc. Apart from the immutable fields, all its state belongs to
+// the run goroutine: there is no lock.
 type etcdResolver struct {
 	// Immutable.
 	cli       *clientv3.Client
 	cc        resolver.ClientConn
 	opts      options
+	obs       observer
 	service   string
+	w         *Watcher
 	svcPrefix string
-	ovrPrefix string
 	log       *slog.Logger
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -134,21 +138,12 @@ func (r *etcdResolver) run() {
 			if r.ctx.Err() != nil {
 				return
 			}
-			r.etcdError("list", err)
-			if !r.sent {
-				// Never an empty set for a failed read; but say why RPCs wait.
-				var pe *PermissionError
-				if !errors.As(err, &pe) {
-					err = fmt.Errorf("etcdlb: cannot list %q in etcd: %v", r.svcPrefix, withEtcdCause(r.cli, err))
-				}
-				r.cc.ReportError(err)
-				r.sent = true
-			}
-			if !sleepCtx(r.ctx, r.opts.backoff(failures)) {
+			r.listFailed(err)
+			if !etcdutil.Sleep(r.ctx, r.opts.Backoff(failures)) {
 				return
 			}
 			failures++
-			resetConnectBackoff(r.cli)
+			etcdutil.ResetConnectBackoff(r.cli)
 			continue
 		}
 		failed, progressed := r.watch(rev + 1)
@@ -163,27 +158,26 @@ func (r *etcdResolver) run() {
 		if r.ctx.Err() != nil {
 			return
 		}
-		if h := r.opts.resolverHooks.WatchRestart; h != nil {
-			h(r.service)
-		}
-		if !sleepCtx(r.ctx, r.opts.backoff(failures)/4) {
+		r.obs.ResolverWatchRestarted(r.service)
+		if !etcdutil.Sleep(r.ctx, r.opts.Backoff(failures)/4) {
 			return
 		}
 	}
 }
 
-// resetConnectBackoff has cli reconnect now if it is waiting out gRPC's
-// reconnect backoff, which grows to 120s while etcd is down and knows nothing
-// of leases. Without it, an etcd back after an outage of a few seconds revives
-// the leases for one TTL (plus an election timeout) while a registration's
-// client may wait longer than that to reconnect: the leases expire and the
-// registrations vanish at once; and a resolver's client may see changes only
-// that much later. Called only before a retry of a failed request, so it
-// connects no more often than the caller's own backoff.
-func resetConnectBackoff(cli *clientv3.Client) {
-	if conn := cli.ActiveConnection(); conn != nil {
-		conn.ResetConnectBackoff()
+// listFailed counts and logs a failed list, and tells cc why while it has
+// nothing: never an empty set for a failed read, but RPCs say why they wait.
+func (r *etcdResolver) listFailed(err error) {
+	r.etcdError("list", err)
+	if r.sent {
+		return
 	}
+	var pe *PermissionError
+	if !errors.As(err, &pe) {
+		err = fmt.Errorf("etcdlb: cannot list %q in etcd: %v", r.svcPrefix, etcdutil.WithCause(r.cli, err))
+	}
+	r.cc.ReportError(err)
+	r.sent = true
 }
 
 // list reads the endpoints and overrides at one revision, replaces the state
@@ -193,31 +187,29 @@ func (r *etcdResolver) list() (int64, error) {
 	case <-r.resolveCh: // this list answers it
 	default:
 	}
-	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.RequestTimeout)
 	defer cancel()
-	resp, err := r.cli.Txn(ctx).Then(
-		clientv3.OpGet(r.svcPrefix, clientv3.WithPrefix()),
-		clientv3.OpGet(r.ovrPrefix, clientv3.WithPrefix()),
-	).Commit()
+	h, changes, err := r.w.List(ctx)
 	if err != nil {
-		return 0, explain(ctx, r.cli, "list", err, readPrefix(r.svcPrefix), readPrefix(r.ovrPrefix))
+		return 0, err
 	}
 	r.lastList = time.Now()
-	r.known, r.term = resp.Header.Revision, resp.Header.RaftTerm
+	r.known, r.term = h.Revision, h.RaftTerm
 	old := r.entries
 	r.entries = make(map[string]*entry, len(old))
 	r.sorted = nil
 	r.overrides = make(map[string]uint32)
-	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		r.putEntry(kv, old)
-	}
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		r.putOverride(kv)
+	for _, c := range changes {
+		if c.Override {
+			r.putOverride(c)
+		} else {
+			r.putEntry(c, old)
+		}
 	}
 	r.hold(old)
 	r.synced()
 	r.push()
-	return resp.Header.Revision, nil
+	return h.Revision, nil
 }
 
 // hold keeps, after etcd lost its data, the valid endpoints of old (and
@@ -260,10 +252,8 @@ func (r *etcdResolver) heldExpiry() <-chan time.Time {
 // asks for a re-list, or Close. It reports whether the watch failed, and
 // whether it delivered anything first, to reset the backoff.
 func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
-	ctx, cancel := context.WithCancel(clientv3.WithRequireLeader(r.ctx))
-	defer cancel()
-	svcCh := r.cli.Watch(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))
-	ovrCh := r.cli.Watch(ctx, r.ovrPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev))
+	s := r.w.Watch(r.ctx, rev)
+	defer s.Close()
 	var resolveLater <-chan time.Time
 	// A small read now and then shows a revision or a raft term that went
 	// back: etcd lost its data, and a watch on a future revision would wait
@@ -272,17 +262,15 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 	defer check.Stop()
 	heldExpiry := r.heldExpiry()
 	for {
-		var (
-			wr  clientv3.WatchResponse
-			ok  bool
-			ovr bool
-		)
 		select {
 		case <-r.ctx.Done():
 			return true, progressed
-		case wr, ok = <-svcCh:
-		case wr, ok = <-ovrCh:
-			ovr = true
+		case b, ok := <-s.Batches():
+			applied, ended := r.applyBatches(b, ok, s.Batches())
+			progressed = progressed || applied
+			if ended {
+				return true, progressed
+			}
 		case <-r.resolveCh:
 			wait := r.opts.resolveNowEvery - time.Since(r.lastList)
 			if wait <= 0 {
@@ -291,60 +279,63 @@ func (r *etcdResolver) watch(rev int64) (failed, progressed bool) {
 			if resolveLater == nil {
 				resolveLater = time.After(wait)
 			}
-			continue
 		case <-resolveLater:
 			return false, progressed
 		case <-check.C:
-			if r.wentBack(ctx) {
+			if r.wentBack() {
 				return true, progressed
 			}
-			continue
 		case <-heldExpiry:
 			heldExpiry = nil
-			if len(r.held) > 0 { // else every one re-registered
-				r.log.Warn("etcdlb: endpoints lost with etcd's data did not re-register; dropping them", "endpoints", len(r.held))
-				r.held = nil
-				r.push()
-			}
+			r.dropHeld()
+		}
+	}
+}
+
+// applyBatches applies b and every batch already waiting on more, then
+// pushes once. It reports whether it applied any, and whether the watch
+// ended (then nothing is pushed: the re-list that follows pushes).
+func (r *etcdResolver) applyBatches(b Batch, ok bool, more <-chan Batch) (applied, ended bool) {
+	for {
+		if !ok || r.watchFailed(b) {
+			return applied, true
+		}
+		applied = true
+		r.apply(b.Changes)
+		select {
+		case b, ok = <-more:
 			continue
+		default:
 		}
-		// Apply this response and every one already waiting, then push once.
-		for {
-			if !ok || r.watchFailed(wr) {
-				return true, progressed
-			}
-			progressed = true
-			r.apply(wr.Events, ovr)
-			select {
-			case wr, ok = <-svcCh:
-				ovr = false
-				continue
-			case wr, ok = <-ovrCh:
-				ovr = true
-				continue
-			default:
-			}
-			break
-		}
-		r.synced()
+		break
+	}
+	r.synced()
+	r.push()
+	return true, false
+}
+
+// dropHeld drops the endpoints held since etcd lost its data that did not
+// re-register in time.
+func (r *etcdResolver) dropHeld() {
+	if len(r.held) > 0 { // else every one re-registered
+		r.log.Warn("etcdlb: endpoints lost with etcd's data did not re-register; dropping them", "endpoints", len(r.held))
+		r.held = nil
 		r.push()
 	}
 }
 
 // wentBack reports whether etcd's revision or raft term is now below what
 // the resolver has seen.
-func (r *etcdResolver) wentBack(ctx context.Context) bool {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+func (r *etcdResolver) wentBack() bool {
+	ctx, cancel := context.WithTimeout(clientv3.WithRequireLeader(r.ctx), r.opts.RequestTimeout)
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.svcPrefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
 	if err != nil {
 		// Counted, so that an outage shows in the metrics even while the
 		// watch waits quietly; logged at debug, as it repeats.
 		r.log.Debug("etcdlb: revision check failed", "err", err)
-		resetConnectBackoff(r.cli) // the watch waits on this connection too
-		if h := r.opts.resolverHooks.EtcdError; h != nil {
-			h(r.service, err)
-		}
+		etcdutil.ResetConnectBackoff(r.cli) // the watch waits on this connection too
+		r.obs.ResolverEtcdError(r.service, err)
 		return false
 	}
 	if r.timeTravel(resp.Header) {
@@ -366,87 +357,74 @@ func (r *etcdResolver) timeTravel(h *etcdserverpb.ResponseHeader) bool {
 	return true
 }
 
-// watchFailed reports whether wr ends the watch, logging why.
-func (r *etcdResolver) watchFailed(wr clientv3.WatchResponse) bool {
-	err := wr.Err()
+// watchFailed reports whether b ends the watch, logging why.
+func (r *etcdResolver) watchFailed(b Batch) bool {
 	switch {
-	case err == nil:
-		return r.timeTravel(wr.Header)
-	case wr.CompactRevision != 0 || errors.Is(err, rpctypes.ErrCompacted):
-		r.log.Info("etcdlb: watch compacted, re-listing", "compact_revision", wr.CompactRevision)
-		if h := r.opts.resolverHooks.Compacted; h != nil {
-			h(r.service)
-		}
+	case b.Err == nil:
+		return r.timeTravel(b.Header)
+	case errors.Is(b.Err, ErrWatchClosed):
+	case b.Compacted:
+		r.log.Info("etcdlb: watch compacted, re-listing", "compact_revision", b.CompactRevision)
+		r.obs.ResolverCompacted(r.service)
 	default:
-		r.etcdError("watch", explain(r.ctx, r.cli, "watch", err, readPrefix(r.svcPrefix), readPrefix(r.ovrPrefix)))
+		r.etcdError("watch", b.Err)
 	}
 	return true
 }
 
-func (r *etcdResolver) apply(events []*clientv3.Event, ovr bool) {
-	for _, ev := range events {
-		key := string(ev.Kv.Key)
+func (r *etcdResolver) apply(changes []Change) {
+	for _, c := range changes {
 		switch {
-		case ovr && ev.Type == mvccpb.DELETE:
-			delete(r.overrides, strings.TrimPrefix(key, r.ovrPrefix))
-		case ovr:
-			r.putOverride(ev.Kv)
-		case ev.Type == mvccpb.DELETE:
-			if _, ok := r.entries[key]; ok {
-				delete(r.entries, key)
+		case c.Override && c.Deleted:
+			delete(r.overrides, c.ID)
+		case c.Override:
+			r.putOverride(c)
+		case c.Deleted:
+			if _, ok := r.entries[c.Key]; ok {
+				delete(r.entries, c.Key)
 				r.sorted = nil
 			}
 		default:
-			r.putEntry(ev.Kv, r.entries)
-			delete(r.held, key) // re-registered: served from etcd again
+			r.putEntry(c, r.entries)
+			delete(r.held, c.Key) // re-registered: served from etcd again
 		}
 	}
 }
 
-// putEntry decodes kv into r.entries. old holds the previous entries, so that
+// putEntry puts c into r.entries. old holds the previous entries, so that
 // an unchanged rejected value is logged only once.
-func (r *etcdResolver) putEntry(kv *mvccpb.KeyValue, old map[string]*entry) {
-	key := string(kv.Key)
-	id := strings.TrimPrefix(key, r.svcPrefix)
-	if id == "" || strings.Contains(id, "/") {
-		return // another service's key: svc/sub/x belongs to svc/sub
+func (r *etcdResolver) putEntry(c Change, old map[string]*entry) {
+	prev := old[c.Key]
+	if c.Err != nil && (prev == nil || prev.err == nil || prev.err.Error() != c.Err.Error()) {
+		r.rejected(c.Err)
 	}
-	v, err := DecodeValue(key, id, kv.Value)
-	prev := old[key]
-	if err != nil && (prev == nil || prev.err == nil || prev.err.Error() != err.Error()) {
-		r.rejected(err)
-	}
-	if cur, ok := r.entries[key]; ok {
+	e := entry{key: c.Key, id: c.ID, val: c.Value, err: c.Err}
+	if cur, ok := r.entries[c.Key]; ok {
 		// In place, so that r.sorted stays valid unless the address moved.
-		if cur.val.Addr != v.Addr {
+		if cur.val.Addr != e.val.Addr {
 			r.sorted = nil
 		}
-		*cur = entry{key: key, id: id, val: v, err: err}
+		*cur = e
 		return
 	}
 	r.sorted = nil
-	r.entries[key] = &entry{key: key, id: id, val: v, err: err}
+	r.entries[c.Key] = &e
 }
 
-func (r *etcdResolver) putOverride(kv *mvccpb.KeyValue) {
-	key := string(kv.Key)
-	id := strings.TrimPrefix(key, r.ovrPrefix)
-	w, err := DecodeOverride(key, kv.Value)
-	if err != nil {
-		r.rejected(err)
-		delete(r.overrides, id)
+func (r *etcdResolver) putOverride(c Change) {
+	if c.Err != nil {
+		r.rejected(c.Err)
+		delete(r.overrides, c.ID)
 		return
 	}
-	r.overrides[id] = w
+	r.overrides[c.ID] = c.Weight
 }
 
 func (r *etcdResolver) rejected(err error) {
-	var ve *ValueError
+	var ve *keyspace.ValueError
 	if errors.As(err, &ve) {
 		r.log.Warn("etcdlb: skipping endpoint", "key", ve.Key, "reason", ve.Reason, "detail", ve.Detail)
-		if h := r.opts.resolverHooks.Rejected; h != nil {
-			h(r.service, string(ve.Reason))
-		}
+		r.obs.ResolverRejected(r.service, string(ve.Reason))
 	}
 }
 
@@ -456,16 +434,10 @@ func (r *etcdResolver) etcdError(op string, err error) {
 	} else {
 		r.log.Warn("etcdlb: etcd request failed; keeping the last endpoints", "op", op, "endpoints", len(r.pushed), "err", err)
 	}
-	if h := r.opts.resolverHooks.EtcdError; h != nil {
-		h(r.service, err)
-	}
+	r.obs.ResolverEtcdError(r.service, err)
 }
 
-func (r *etcdResolver) synced() {
-	if h := r.opts.resolverHooks.Synced; h != nil {
-		h(r.service, time.Now())
-	}
-}
+func (r *etcdResolver) synced() { r.obs.ResolverSynced(r.service, time.Now()) }
 
 // endpoints returns the valid endpoints sorted by address. Of two keys with
 // the same address, the first in key order wins.
@@ -548,9 +520,7 @@ func (r *etcdResolver) push() {
 		state = endpoint.WithNoEndpointsReason(state, why) // for the first calls
 	}
 	err := r.cc.UpdateState(state)
-	if h := r.opts.resolverHooks.Update; h != nil {
-		h(r.service, len(eps))
-	}
+	r.obs.ResolverUpdated(r.service, len(eps))
 	if why != nil {
 		r.cc.ReportError(why)
 	} else if err != nil {
@@ -563,3 +533,7 @@ func sameEndpoints(a, b []resolver.Endpoint) bool {
 		return x.Addresses[0].Addr == y.Addresses[0].Addr && x.Attributes.Equal(y.Attributes)
 	})
 }
+
+// PermissionError is etcd's "permission denied" for a request etcdlb made,
+// naming the key or prefix, the user and the permission the user lacks.
+type PermissionError = etcdutil.PermissionError

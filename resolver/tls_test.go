@@ -10,6 +10,8 @@ import (
 	"google.golang.org/grpc/resolver"
 
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
+	"github.com/etcdlb/etcdlb/internal/etcdtest"
+	"github.com/etcdlb/etcdlb/registry"
 	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -19,13 +21,13 @@ import (
 func TestTLSAndAuth(t *testing.T) {
 	c := embedetcd.StartT(t, embedetcd.Options{TLS: true, Auth: true})
 	cli := c.ClientT(t)
-	reg := register(t, cli, etcdlbresolver.Registration{Service: "echo", Addr: "10.0.0.1:80", Weight: 2})
-	cc, _ := build(t, cli, "echo")
-	cc.waitEndpoints(t, "10.0.0.1:80/2/")
+	reg := etcdtest.Register(t, cli, registry.Registration{Service: "echo", Addr: "10.0.0.1:80", Weight: 2})
+	cc, _ := etcdtest.Build(t, cli, "echo")
+	cc.WaitEndpoints(t, "10.0.0.1:80/2/")
 	if err := reg.SetWeight(t.Context(), 3); err != nil {
 		t.Fatal(err)
 	}
-	cc.waitEndpoints(t, "10.0.0.1:80/3/")
+	cc.WaitEndpoints(t, "10.0.0.1:80/3/")
 
 	for _, tc := range []struct {
 		name string
@@ -53,15 +55,13 @@ func TestTLSAndAuth(t *testing.T) {
 				return
 			}
 			defer bad.Close()
-			cc, _ := build(t, bad, "echo", etcdlbresolver.WithRequestTimeout(time.Second))
-			got := cc.waitFor(t, "an error", func(_ *resolver.State, errs []error) bool { return len(errs) > 0 })
+			cc, _ := etcdtest.Build(t, bad, "echo", etcdlbresolver.WithRequestTimeout(time.Second))
+			got := cc.WaitFor(t, "an error", func(_ *resolver.State, errs []error) bool { return len(errs) > 0 })
 			_ = got
-			if n := cc.numStates(); n != 0 {
+			if n := cc.NumStates(); n != 0 {
 				t.Fatalf("%d states pushed without credentials", n)
 			}
-			cc.mu.Lock()
-			err = cc.errs[0]
-			cc.mu.Unlock()
+			err = cc.Errs()[0]
 			t.Logf("resolver error: %v", err)
 			if !strings.Contains(err.Error(), "list") || !strings.Contains(err.Error(), `"echo/"`) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %q, want it to say %q", err, tc.want)

@@ -10,19 +10,20 @@ import (
 	testgrpc "google.golang.org/grpc/interop/grpc_testing"
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
+	"github.com/etcdlb/etcdlb/internal/etcdtest"
 	"github.com/etcdlb/etcdlb/internal/testserver"
-	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/registry"
 )
 
 var policies = etcdlb.Names()
 
 // registerZones registers a backend per zone given, weight 1.
-func registerZones(t *testing.T, e *env, service string, zones ...string) []*testserver.Server {
+func registerZones(t *testing.T, e *etcdtest.Env, service string, zones ...string) []*testserver.Server {
 	t.Helper()
 	bs := make([]*testserver.Server, len(zones))
 	for i, z := range zones {
 		bs[i] = startBackend(t)
-		register(t, e.cli, etcdlbresolver.Registration{Service: service, Addr: bs[i].Addr, Weight: 1, Zone: z})
+		etcdtest.Register(t, e.Cli, registry.Registration{Service: service, Addr: bs[i].Addr, Weight: 1, Zone: z})
 	}
 	return bs
 }
@@ -31,12 +32,12 @@ func registerZones(t *testing.T, e *env, service string, zones ...string) []*tes
 // own zone, though the other zone's three backends may connect before the
 // local one (issue 12: 13-37 of the first 50 calls went to zone a).
 func TestFreshClientsStayInLocalZone(t *testing.T) {
-	e := newEnv(t)
+	e := etcdtest.NewEnv(t)
 	bs := registerZones(t, e, "echo", "a", "a", "a", "b")
 	for _, policy := range policies {
 		t.Run(policy, func(t *testing.T) {
 			for i := range 10 {
-				c := dialPolicy(t, e.cli, "echo", policy, `{"localZone":"b"}`)
+				c := dialPolicy(t, e.Cli, "echo", policy, `{"localZone":"b"}`)
 				if got := callBatch(t, c, 50, bs); got[3] != 50 {
 					t.Errorf("fresh client %d: its first 50 calls went %v to zones a,a,a,b; want all to b", i, got)
 				}
@@ -84,12 +85,12 @@ func silentListener(t *testing.T) string {
 // connections and never answers holds the first calls for localZoneWait,
 // not for grpc's 20 s connect timeout; then they go to the other zone.
 func TestSilentLocalEndpointSpillsAfterTheWait(t *testing.T) {
-	e := newEnv(t)
+	e := etcdtest.NewEnv(t)
 	bs := registerZones(t, e, "echo", "a", "a")
-	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: silentListener(t), Weight: 1, Zone: "b"})
+	etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: silentListener(t), Weight: 1, Zone: "b"})
 	for _, policy := range policies {
 		t.Run(policy, func(t *testing.T) {
-			c := dialPolicy(t, e.cli, "echo", policy, `{"localZone":"b","localZoneWait":"0.2s"}`)
+			c := dialPolicy(t, e.Cli, "echo", policy, `{"localZone":"b","localZoneWait":"0.2s"}`)
 			start := time.Now()
 			// Fail-fast, with a deadline far below grpc's connect timeout.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

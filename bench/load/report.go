@@ -74,7 +74,7 @@ func (s *Scenario) Describe() string {
 		out += fmt.Sprintf(". etcdlb's policies have `localZone: %q`; grpc-go's policies ignore zones", s.LocalZone)
 	}
 	if s.Etcd {
-		out += ". Backends registered with `resolver.Register` in the embedded etcd, resolved by `resolver.NewBuilder`; grpc-go's policies ignore weights"
+		out += ". Backends registered with `registry.Register` in the embedded etcd, resolved by `resolver.NewBuilder`; grpc-go's policies ignore weights"
 	}
 	for _, e := range s.Events {
 		out += fmt.Sprintf(". At %.0f%%: %s", 100*e.At, e.Name)

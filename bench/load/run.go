@@ -22,6 +22,7 @@ import (
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/registry"
 	"github.com/etcdlb/etcdlb/resolver"
 	"github.com/etcdlb/etcdlb/resolver/static"
 )
@@ -183,7 +184,7 @@ type Scenario struct {
 	// WaitForReady makes every call wait for a ready backend instead of
 	// failing when none is.
 	WaitForReady bool
-	// Etcd registers the backends in etcd (resolver.Register) and resolves
+	// Etcd registers the backends in etcd (registry.Register) and resolves
 	// them with resolver.NewBuilder; otherwise resolver/static serves them.
 	Etcd   bool
 	Events []Event
@@ -336,7 +337,7 @@ func (e *Env) resolve(ctx context.Context, sc *Scenario, p Policy, etcd *clientv
 	runSeq.Unlock()
 	e.Etcd = etcd
 	quiet := resolver.WithLogger(slog.New(slog.DiscardHandler))
-	var regs []*resolver.Registrar
+	var regs []*registry.Registrar
 	unregister = func() {
 		for _, reg := range regs {
 			reg.Close()
@@ -344,8 +345,9 @@ func (e *Env) resolve(ctx context.Context, sc *Scenario, p Policy, etcd *clientv
 	}
 	for _, b := range e.Backends {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		reg, err := resolver.Register(rctx, etcd, resolver.Registration{
-			Service: e.Service, Addr: b.Addr, Weight: b.Spec.Weight, Zone: b.Spec.Zone}, quiet)
+		reg, err := registry.Register(rctx, etcd, registry.Registration{
+			Service: e.Service, Addr: b.Addr, Weight: b.Spec.Weight, Zone: b.Spec.Zone},
+			registry.WithLogger(slog.New(slog.DiscardHandler)))
 		cancel()
 		if err != nil {
 			unregister()

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	etcdlb "github.com/etcdlb/etcdlb/balancer"
-	"github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/registry"
 )
 
 // Scenarios are the six scenarios of the benchmark, at full length.
@@ -107,7 +107,7 @@ func Scenarios() []*Scenario {
 		Duration:    4 * time.Second,
 		Etcd:        true,
 		Events: []Event{{At: 0.4, Name: "etcd: b0 weight 5", Do: func(ctx context.Context, e *Env) error {
-			return resolver.SetOverride(ctx, e.Etcd, e.Service, e.Backends[0].Addr, 5)
+			return registry.SetOverride(ctx, e.Etcd, e.Service, e.Backends[0].Addr, 5)
 		}}},
 		Measure: measureWeightChange,
 	}}

@@ -16,13 +16,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/etcdlb/etcdlb/registry"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-
-	"github.com/etcdlb/etcdlb/resolver"
 )
 
 // connFlags are etcdctl's connection flags, with the ETCDCTL_* environment
@@ -84,7 +83,7 @@ func (cf *connFlags) register(e *env, fs *flag.FlagSet) {
 		dt = d
 	}
 	fs.DurationVar(&cf.dialTimeout, "dial-timeout", dt, "how long to wait for etcd before giving up")
-	fs.StringVar(&cf.prefix, "prefix", def("ETCDLB_PREFIX", ""), "key prefix the services are registered under (resolver.WithPrefix)")
+	fs.StringVar(&cf.prefix, "prefix", def("ETCDLB_PREFIX", ""), "key prefix the services are registered under (registry.WithPrefix)")
 }
 
 func (cf *connFlags) endpointList() []string {
@@ -97,9 +96,9 @@ func (cf *connFlags) endpointList() []string {
 	return eps
 }
 
-// opts are the resolver options the flags select.
-func (cf *connFlags) opts() []resolver.Option {
-	return []resolver.Option{resolver.WithPrefix(cf.prefix)}
+// opts are the registry options the flags select.
+func (cf *connFlags) opts() []registry.Option {
+	return []registry.Option{registry.WithPrefix(cf.prefix)}
 }
 
 // tlsConfig loads the certificates; nil when no TLS flag is set.

@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/etcdlb/etcdlb/metrics"
+	"github.com/etcdlb/etcdlb/registry"
 
 	"context"
 	"fmt"
@@ -64,7 +65,7 @@ type demoBackend struct {
 	delay  time.Duration
 
 	srv *testserver.Server
-	reg *resolver.Registrar
+	reg *registry.Registrar
 }
 
 // demoPolicies are etcdlb's policies, one client each, in the order of the
@@ -164,13 +165,12 @@ func (d *demo) start() error {
 	if d.cli, err = d.etcd.Client(); err != nil {
 		return fmt.Errorf("etcd client: %w", err)
 	}
-	quiet := resolver.WithLogger(slog.New(slog.DiscardHandler))
+	quiet := slog.New(slog.DiscardHandler)
 	reg := prometheus.NewRegistry()
 	m, err := metrics.New(reg)
 	if err != nil {
 		return fmt.Errorf("metrics: %w", err)
 	}
-	withMetrics := resolver.WithMetrics(m)
 	if err := d.serveMetrics(reg); err != nil {
 		return err
 	}
@@ -189,10 +189,10 @@ func (d *demo) start() error {
 			return err
 		}
 		b.srv.SetDelay(b.delay)
-		b.reg, err = resolver.Register(ctx, d.cli, resolver.Registration{
+		b.reg, err = registry.Register(ctx, d.cli, registry.Registration{
 			Service: demoService, Addr: b.srv.Addr, Weight: b.weight, Zone: b.zone,
 			Metadata: map[string]string{"name": b.name},
-		}, resolver.WithTTL(5*time.Second), quiet, withMetrics)
+		}, registry.WithTTL(5*time.Second), registry.WithLogger(quiet), registry.WithMetrics(m))
 		if err != nil {
 			return fmt.Errorf("register %s: %w", b.name, err)
 		}
@@ -201,7 +201,7 @@ func (d *demo) start() error {
 	for _, p := range demoPolicies {
 		sc := fmt.Sprintf(`{"loadBalancingConfig":[{%q:{"localZone":"a"}}]}`, p)
 		conn, err := grpc.NewClient("etcd:///"+demoService,
-			grpc.WithResolvers(resolver.NewBuilder(d.cli, quiet, withMetrics)),
+			grpc.WithResolvers(resolver.NewBuilder(d.cli, resolver.WithLogger(quiet), resolver.WithMetrics(m))),
 			grpc.WithDefaultServiceConfig(sc),
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			// Reconnect within a second when a killed backend comes back,

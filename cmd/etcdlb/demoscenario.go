@@ -10,7 +10,7 @@ import (
 	"time"
 
 	lbpolicies "github.com/etcdlb/etcdlb/balancer"
-	"github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/registry"
 )
 
 // check says whether a window shows what a step claims, and what it saw.
@@ -113,7 +113,7 @@ func (d *demo) weightSteps() []step {
 		look:  "the weighted column: a1 takes most of zone a's traffic (100 of 150)",
 		claim: "weighted sends a1 more than half its calls",
 		act: func(ctx context.Context) error {
-			return resolver.SetOverride(ctx, d.cli, demoService, a1.srv.Addr, 100)
+			return registry.SetOverride(ctx, d.cli, demoService, a1.srv.Addr, 100)
 		},
 		check: func(w window) (bool, string) {
 			s := w.share(weighted, 0)
@@ -124,7 +124,7 @@ func (d *demo) weightSteps() []step {
 		look:  "a2's share drops to 0 for every policy; its connection stays up",
 		claim: "a2 serves no calls",
 		act: func(ctx context.Context) error {
-			return resolver.SetOverride(ctx, d.cli, demoService, a2.srv.Addr, 0)
+			return registry.SetOverride(ctx, d.cli, demoService, a2.srv.Addr, 0)
 		},
 		check: d.all(func(w window, p int) (bool, string) {
 			return w.calls[p][1] == 0, fmt.Sprintf("a2 %d calls", w.calls[p][1])
@@ -170,7 +170,7 @@ func (d *demo) failureSteps() []step {
 				}
 			}
 			for _, b := range []*demoBackend{a1, a2} {
-				if err := resolver.ClearOverride(ctx, d.cli, demoService, b.srv.Addr); err != nil {
+				if err := registry.ClearOverride(ctx, d.cli, demoService, b.srv.Addr); err != nil {
 					return err
 				}
 			}

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/registry"
 )
 
 // view shows the demo: a redrawn screen on a terminal, plain lines
@@ -60,7 +60,7 @@ func (v *view) run(ctx context.Context) {
 func (v *view) pollWeights(ctx context.Context) {
 	for {
 		lctx, cancel := context.WithTimeout(ctx, time.Second)
-		ins, err := resolver.List(lctx, v.d.cli, demoService)
+		ins, err := registry.List(lctx, v.d.cli, demoService)
 		cancel()
 		if err == nil {
 			m := map[string]string{}

@@ -18,6 +18,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdlb/etcdlb/endpoint"
+	"github.com/etcdlb/etcdlb/keyspace"
+	"github.com/etcdlb/etcdlb/registry"
 	"github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -130,14 +132,14 @@ func runLs(c *command, e *env, a *invocation) int {
 	var services []string
 	if len(pos) == 1 {
 		services = pos
-	} else if services, err = resolver.Services(ctx, cli, cf.opts()...); err != nil {
+	} else if services, err = registry.Services(ctx, cli, cf.opts()...); err != nil {
 		return fail(e, c, fmt.Errorf("%w; \"etcdlb ls SERVICE\" lists one service without it", err))
 	}
 	tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SERVICE\tADDR\tWEIGHT\tOWN\tOVERRIDE\tZONE\tMETADATA\tTTL\tSTATUS")
 	for _, svc := range services {
-		ins, err := resolver.List(ctx, cli, svc, cf.opts()...)
-		var pe *resolver.PermissionError
+		ins, err := registry.List(ctx, cli, svc, cf.opts()...)
+		var pe *registry.PermissionError
 		if err != nil && len(pos) == 0 && errors.As(err, &pe) {
 			// Another team's service, in a listing of all: say so, go on.
 			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t-\t-\tdenied: no %s permission on %q\n", esc(svc), pe.Perm, esc(pe.Key))
@@ -147,7 +149,7 @@ func runLs(c *command, e *env, a *invocation) int {
 			return fail(e, c, err)
 		}
 		if len(ins) == 0 && len(pos) == 1 {
-			return fail(e, c, fmt.Errorf("unknown service %q: no keys under %q", svc, resolver.ServicePrefix(cf.prefix, svc)))
+			return fail(e, c, fmt.Errorf("unknown service %q: no keys under %q", svc, keyspace.ServicePrefix(cf.prefix, svc)))
 		}
 		for _, in := range ins {
 			own, ovr, ttl, st := "-", "-", "-", "ok"
@@ -175,7 +177,7 @@ func runLs(c *command, e *env, a *invocation) int {
 }
 
 func reason(err error) string {
-	var ve *resolver.ValueError
+	var ve *keyspace.ValueError
 	if errors.As(err, &ve) {
 		return fmt.Sprintf("%s: %s", ve.Reason, ve.Detail)
 	}
@@ -209,25 +211,25 @@ func parseWeight(s string) (uint32, error) {
 
 // findEndpoint returns the registered endpoint addr of service, with a
 // clear error when the service or the address is unknown.
-func findEndpoint(ctx context.Context, cli *clientv3.Client, cf *connFlags, service, addr string) (resolver.Instance, error) {
-	ins, err := resolver.List(ctx, cli, service, cf.opts()...)
+func findEndpoint(ctx context.Context, cli *clientv3.Client, cf *connFlags, service, addr string) (registry.Instance, error) {
+	ins, err := registry.List(ctx, cli, service, cf.opts()...)
 	if err != nil {
-		return resolver.Instance{}, err
+		return registry.Instance{}, err
 	}
-	key := resolver.EndpointKey(cf.prefix, service, addr)
+	key := keyspace.EndpointKey(cf.prefix, service, addr)
 	var ids []string
 	for _, in := range ins {
 		if in.Key == key {
 			return in, nil
 		}
-		if in.Key == resolver.EndpointKey(cf.prefix, service, in.ID) {
+		if in.Key == keyspace.EndpointKey(cf.prefix, service, in.ID) {
 			ids = append(ids, in.ID)
 		}
 	}
 	if len(ids) == 0 {
-		return resolver.Instance{}, fmt.Errorf("unknown service %q: no endpoints under %q", service, resolver.ServicePrefix(cf.prefix, service))
+		return registry.Instance{}, fmt.Errorf("unknown service %q: no endpoints under %q", service, keyspace.ServicePrefix(cf.prefix, service))
 	}
-	return resolver.Instance{}, fmt.Errorf("unknown address %q: service %q has %s", addr, service, strings.Join(ids, ", "))
+	return registry.Instance{}, fmt.Errorf("unknown address %q: service %q has %s", addr, service, strings.Join(ids, ", "))
 }
 
 // checkWeight parses weight's N.
@@ -256,7 +258,7 @@ func setOverride(c *command, e *env, cf *connFlags, service, addr string, w uint
 	if err != nil && !force {
 		return fail(e, c, err)
 	}
-	if err := resolver.SetOverride(ctx, cli, service, addr, w, cf.opts()...); err != nil {
+	if err := registry.SetOverride(ctx, cli, service, addr, w, cf.opts()...); err != nil {
 		return fail(e, c, err)
 	}
 	own := "not registered"
@@ -297,8 +299,8 @@ func clearOverride(c *command, e *env, cf *connFlags, service, addr string, only
 		return fail(e, c, err)
 	}
 	defer cli.Close()
-	w, has, err := resolver.GetOverride(ctx, cli, service, addr, cf.opts()...)
-	var ve *resolver.ValueError
+	w, has, err := registry.GetOverride(ctx, cli, service, addr, cf.opts()...)
+	var ve *keyspace.ValueError
 	if err != nil && !errors.As(err, &ve) {
 		return fail(e, c, err)
 	}
@@ -318,7 +320,7 @@ func clearOverride(c *command, e *env, cf *connFlags, service, addr string, only
 	if onlyDrain && ve == nil && w != 0 {
 		return fail(e, c, fmt.Errorf("%s %s is not drained: its override is weight %d; use \"etcdlb override clear\"", service, addr, w))
 	}
-	if err := resolver.ClearOverride(ctx, cli, service, addr, cf.opts()...); err != nil {
+	if err := registry.ClearOverride(ctx, cli, service, addr, cf.opts()...); err != nil {
 		return fail(e, c, err)
 	}
 	own := "not registered"
@@ -340,84 +342,61 @@ func runWatch(c *command, e *env, a *invocation) int {
 		return fail(e, c, err)
 	}
 	defer cli.Close()
-	svcPrefix := resolver.ServicePrefix(cf.prefix, service)
-	ovrPrefix := resolver.OverridePrefix(cf.prefix, service)
-	lctx, cancel := context.WithTimeout(ctx, opTimeout)
-	// List checks the name, and names the prefix a user may not read.
-	if _, err := resolver.List(lctx, cli, service, cf.opts()...); err != nil {
-		cancel()
+	// The resolver's own read path: it checks the name, and a permission
+	// error names the prefix the user cannot read.
+	w, err := resolver.NewWatcher(cli, service, resolver.WithPrefix(cf.prefix))
+	if err != nil {
 		return fail(e, c, err)
 	}
-	resp, err := cli.Txn(lctx).Then(
-		clientv3.OpGet(svcPrefix, clientv3.WithPrefix()),
-		clientv3.OpGet(ovrPrefix, clientv3.WithPrefix()),
-	).Commit()
+	lctx, cancel := context.WithTimeout(ctx, opTimeout)
+	h, changes, err := w.List(lctx)
 	cancel()
 	if err != nil {
 		return fail(e, c, err)
 	}
-	rev := resp.Header.Revision
-	fmt.Fprintf(e.stdout, "watching %s (and %s) from revision %d; Ctrl-C to stop\n", esc(svcPrefix), esc(ovrPrefix), rev+1)
-	for _, kv := range resp.Responses[0].GetResponseRange().Kvs {
-		printEvent(e, svcPrefix, ovrPrefix, false, string(kv.Key), kv.Value)
-	}
-	for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-		printEvent(e, svcPrefix, ovrPrefix, false, string(kv.Key), kv.Value)
+	fmt.Fprintf(e.stdout, "watching %s (and %s) from revision %d; Ctrl-C to stop\n",
+		esc(w.ServicePrefix()), esc(w.OverridePrefix()), h.Revision+1)
+	for _, ch := range changes {
+		printChange(e, ch)
 	}
 	fmt.Fprintln(e.stdout, "synced")
-	wctx := clientv3.WithRequireLeader(ctx)
-	svcCh := cli.Watch(wctx, svcPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	ovrCh := cli.Watch(wctx, ovrPrefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
-	for {
-		var wr clientv3.WatchResponse
-		var ok bool
-		select {
-		case wr, ok = <-svcCh:
-		case wr, ok = <-ovrCh:
-		}
-		if ctx.Err() != nil {
+	s := w.Watch(ctx, h.Revision+1)
+	defer s.Close()
+	for b := range s.Batches() {
+		switch {
+		case ctx.Err() != nil:
 			return exitOK
+		case errors.Is(b.Err, resolver.ErrWatchClosed):
+		case b.Err != nil:
+			return fail(e, c, fmt.Errorf("watch failed: %w", b.Err))
 		}
-		if !ok {
-			return fail(e, c, errors.New("watch closed"))
-		}
-		if err := wr.Err(); err != nil {
-			return fail(e, c, fmt.Errorf("watch failed: %w", err))
-		}
-		for _, ev := range wr.Events {
-			printEvent(e, svcPrefix, ovrPrefix, ev.Type == clientv3.EventTypeDelete, string(ev.Kv.Key), ev.Kv.Value)
+		for _, ch := range b.Changes {
+			printChange(e, ch)
 		}
 	}
+	if ctx.Err() != nil {
+		return exitOK
+	}
+	return fail(e, c, resolver.ErrWatchClosed)
 }
 
-// printEvent prints one change the way the resolver reads it.
-func printEvent(e *env, svcPrefix, ovrPrefix string, deleted bool, key string, value []byte) {
-	if id, ok := strings.CutPrefix(key, ovrPrefix); ok {
-		if deleted {
-			fmt.Fprintf(e.stdout, "override cleared  %s\n", esc(id))
-			return
-		}
-		w, err := resolver.DecodeOverride(key, value)
-		if err != nil {
-			fmt.Fprintf(e.stdout, "override rejected %s  %s\n", esc(id), esc(reason(err)))
-			return
-		}
-		fmt.Fprintf(e.stdout, "override          %s  weight=%d\n", esc(id), w)
-		return
+// printChange prints one change the way the resolver reads it.
+func printChange(e *env, ch resolver.Change) {
+	id := esc(ch.ID)
+	switch {
+	case ch.Override && ch.Deleted:
+		fmt.Fprintf(e.stdout, "override cleared  %s\n", id)
+	case ch.Override && ch.Err != nil:
+		fmt.Fprintf(e.stdout, "override rejected %s  %s\n", id, esc(reason(ch.Err)))
+	case ch.Override:
+		fmt.Fprintf(e.stdout, "override          %s  weight=%d\n", id, ch.Weight)
+	case ch.Deleted:
+		fmt.Fprintf(e.stdout, "removed           %s\n", id)
+	case ch.Err != nil:
+		fmt.Fprintf(e.stdout, "rejected          %s  %s\n", id, esc(reason(ch.Err)))
+	default:
+		v := ch.Value
+		fmt.Fprintf(e.stdout, "endpoint          %s  addr=%s weight=%d zone=%s metadata=%s\n",
+			id, esc(v.Addr), v.Weight, esc(dash(v.Zone)), esc(dash(metadata(v.Metadata))))
 	}
-	id := strings.TrimPrefix(key, svcPrefix)
-	if strings.Contains(id, "/") {
-		return // not an endpoint of this service: the resolver ignores it
-	}
-	if deleted {
-		fmt.Fprintf(e.stdout, "removed           %s\n", esc(id))
-		return
-	}
-	v, err := resolver.DecodeValue(key, id, value)
-	if err != nil {
-		fmt.Fprintf(e.stdout, "rejected          %s  %s\n", esc(id), esc(reason(err)))
-		return
-	}
-	fmt.Fprintf(e.stdout, "endpoint          %s  addr=%s weight=%d zone=%s metadata=%s\n",
-		esc(id), esc(v.Addr), v.Weight, esc(dash(v.Zone)), esc(dash(metadata(v.Metadata))))
 }

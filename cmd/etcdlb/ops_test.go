@@ -23,6 +23,8 @@ import (
 	_ "github.com/etcdlb/etcdlb/balancer"
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/testserver"
+	"github.com/etcdlb/etcdlb/keyspace"
+	"github.com/etcdlb/etcdlb/registry"
 	"github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -49,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 			t.Fatal(err)
 		}
 		t.Cleanup(s.Stop)
-		reg, err := resolver.Register(ctx, f.cli, resolver.Registration{
+		reg, err := registry.Register(ctx, f.cli, registry.Registration{
 			Service: "echo", Addr: s.Addr, Weight: 1, Zone: zone, Metadata: map[string]string{"n": fmt.Sprint(i)},
 		})
 		if err != nil {
@@ -75,7 +77,7 @@ func (f *fixture) override(t *testing.T, addr string) (uint32, bool) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	w, ok, err := resolver.GetOverride(ctx, f.cli, "echo", addr)
+	w, ok, err := registry.GetOverride(ctx, f.cli, "echo", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +171,7 @@ func TestWatch(t *testing.T) {
 	expect("endpoint", f.addrs[0], "weight=1", "zone=a")
 	expect("rejected", "bad", "malformed_json")
 	expect("synced")
-	if err := resolver.SetOverride(ctx, f.cli, "echo", f.addrs[1], 3); err != nil {
+	if err := registry.SetOverride(ctx, f.cli, "echo", f.addrs[1], 3); err != nil {
 		t.Fatal(err)
 	}
 	expect("override", f.addrs[1], "weight=3")
@@ -181,7 +183,7 @@ func TestWatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	expect("removed", "127.0.0.1:9")
-	if err := resolver.ClearOverride(ctx, f.cli, "echo", f.addrs[1]); err != nil {
+	if err := registry.ClearOverride(ctx, f.cli, "echo", f.addrs[1]); err != nil {
 		t.Fatal(err)
 	}
 	expect("override cleared", f.addrs[1])
@@ -322,4 +324,35 @@ func TestWeightChangesLiveSplit(t *testing.T) {
 	waitShare(0, 0)
 	f.run(t, 0, nil, "undrain", "echo", f.addrs[0], f.ep)
 	waitShare(0.35, 0.65)
+}
+
+// TestWatchWithPrefix: a user who may read only the service's keys under
+// its prefix (and its overrides) can watch it; watch checked the name with
+// a read of the service without the prefix, which etcd denied.
+func TestWatchWithPrefix(t *testing.T) {
+	c := embedetcd.StartT(t, embedetcd.Options{Auth: true})
+	root := c.ClientT(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range []string{keyspace.ServicePrefix("p/", "echo"), keyspace.OverridePrefix("p/", "echo")} {
+		if _, err := root.RoleAdd(ctx, "watcher"); err != nil && !strings.Contains(err.Error(), "already exists") {
+			t.Fatal(err)
+		}
+		if _, err := root.RoleGrantPermission(ctx, "watcher", p, clientv3.GetPrefixRangeEnd(p), clientv3.PermissionType(clientv3.PermRead)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := root.UserAdd(ctx, "w", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.UserGrantRole(ctx, "w", "watcher"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.Put(ctx, "p/echo/127.0.0.1:1", `{"addr":"127.0.0.1:1"}`); err != nil {
+		t.Fatal(err)
+	}
+	expect := startWatch(t, ctx, nil, "watch", "--prefix", "p/", "--user", "w:pw",
+		"--endpoints="+strings.Join(c.Endpoints(), ","), "echo")
+	expect("endpoint", "127.0.0.1:1", "weight=1")
+	expect("synced")
 }

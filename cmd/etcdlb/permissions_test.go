@@ -21,6 +21,8 @@ import (
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/etcdproc"
 	"github.com/etcdlb/etcdlb/internal/poll"
+	"github.com/etcdlb/etcdlb/keyspace"
+	"github.com/etcdlb/etcdlb/registry"
 	"github.com/etcdlb/etcdlb/resolver"
 )
 
@@ -231,7 +233,7 @@ func testPermissions(t *testing.T, a authEtcd) {
 	// A registration of the service that every party sees.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	reg, err := resolver.Register(ctx, a.root, resolver.Registration{Service: "echo", Addr: "127.0.0.1:1001", Weight: 2})
+	reg, err := registry.Register(ctx, a.root, registry.Registration{Service: "echo", Addr: "127.0.0.1:1001", Weight: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,7 +241,7 @@ func testPermissions(t *testing.T, a authEtcd) {
 
 	for _, p := range []struct {
 		role string
-		run  func(t *testing.T, a authEtcd, user string, reg *resolver.Registrar, missing *grant)
+		run  func(t *testing.T, a authEtcd, user string, reg *registry.Registrar, missing *grant)
 	}{
 		{"echo-server", runServer},
 		{"echo-client", runClient},
@@ -279,9 +281,9 @@ func (l *logBuffer) String() string {
 
 // runServer registers, changes its weight, drains, sees an in-place edit
 // kept as an override, and deletes its key at once on Close.
-func runServer(t *testing.T, a authEtcd, user string, _ *resolver.Registrar, missing *grant) {
+func runServer(t *testing.T, a authEtcd, user string, _ *registry.Registrar, missing *grant) {
 	const addr = "127.0.0.1:2001"
-	key, idx, ovr := resolver.EndpointKey("", "echo", addr), resolver.IndexKey("", "echo", addr), resolver.OverrideKey("", "echo", addr)
+	key, idx, ovr := keyspace.EndpointKey("", "echo", addr), keyspace.IndexKey("", "echo", addr), keyspace.OverrideKey("", "echo", addr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	defer a.root.Delete(ctx, ovr)
@@ -289,8 +291,8 @@ func runServer(t *testing.T, a authEtcd, user string, _ *resolver.Registrar, mis
 	cli := a.client(t, user)
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 	defer rcancel()
-	reg, err := resolver.Register(rctx, cli, resolver.Registration{Service: "echo", Addr: addr, Weight: 2},
-		resolver.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), resolver.WithBackoff(50*time.Millisecond, 500*time.Millisecond))
+	reg, err := registry.Register(rctx, cli, registry.Registration{Service: "echo", Addr: addr, Weight: 2},
+		registry.WithLogger(slog.New(slog.NewTextHandler(&logs, nil))), registry.WithBackoff(50*time.Millisecond, 500*time.Millisecond))
 	// Register's first write compares the key's lease (read) and writes the
 	// key and its index entry (write).
 	if missing != nil && (missing.key == "echo/" || missing.perm == "write" && strings.HasPrefix(idx, missing.key)) {
@@ -364,7 +366,7 @@ func runServer(t *testing.T, a authEtcd, user string, _ *resolver.Registrar, mis
 }
 
 // closeDeletes closes reg and checks its key is gone at once.
-func closeDeletes(t *testing.T, a authEtcd, reg *resolver.Registrar, key string) {
+func closeDeletes(t *testing.T, a authEtcd, reg *registry.Registrar, key string) {
 	t.Helper()
 	if err := reg.Close(); err != nil {
 		t.Errorf("Close: %v", err)
@@ -414,7 +416,7 @@ func (r *recorder) weight(addr string) (uint32, error) {
 }
 
 // runClient resolves echo and follows a weight change.
-func runClient(t *testing.T, a authEtcd, user string, reg *resolver.Registrar, missing *grant) {
+func runClient(t *testing.T, a authEtcd, user string, reg *registry.Registrar, missing *grant) {
 	cli := a.client(t, user)
 	rec := &recorder{}
 	var logs logBuffer
@@ -455,14 +457,14 @@ func runClient(t *testing.T, a authEtcd, user string, reg *resolver.Registrar, m
 }
 
 // runOperator runs ls SERVICE, ls, weight, drain and watch.
-func runOperator(t *testing.T, a authEtcd, user string, _ *resolver.Registrar, missing *grant) {
+func runOperator(t *testing.T, a authEtcd, user string, _ *registry.Registrar, missing *grant) {
 	const addr = "127.0.0.1:1001"
 	flags := []string{"--endpoints=" + strings.Join(a.endpoints, ","), "--user=" + user + ":pw-" + user}
 	run := func(code int, want []string, args ...string) {
 		t.Helper()
 		expect(t, nil, code, want, append(args, flags...)...)
 	}
-	defer resolver.ClearOverride(context.Background(), a.root, "echo", addr)
+	defer registry.ClearOverride(context.Background(), a.root, "echo", addr)
 	if missing == nil {
 		run(0, []string{"echo", addr, "ok"}, "ls", "echo")
 		run(0, []string{"echo", addr}, "ls")
@@ -473,7 +475,7 @@ func runOperator(t *testing.T, a authEtcd, user string, _ *resolver.Registrar, m
 		expect := startWatch(t, ctx, nil, append([]string{"watch", "echo"}, flags...)...)
 		expect("endpoint", addr)
 		expect("synced")
-		if err := resolver.SetOverride(ctx, a.root, "echo", addr, 9); err != nil {
+		if err := registry.SetOverride(ctx, a.root, "echo", addr, 9); err != nil {
 			t.Fatal(err)
 		}
 		expect("override", addr, "weight=9")
@@ -485,8 +487,8 @@ func runOperator(t *testing.T, a authEtcd, user string, _ *resolver.Registrar, m
 		run(0, []string{"echo", addr, "ok"}, "ls", "echo") // one service needs no index
 	case missing.perm == "write":
 		run(0, []string{"echo", addr, "ok"}, "ls", "echo")
-		run(1, []string{"etcdlb weight: ", deniedText(user, *missing, resolver.OverrideKey("", "echo", addr))}, "weight", "echo", addr, "7")
-		run(1, []string{"etcdlb drain: ", deniedText(user, *missing, resolver.OverrideKey("", "echo", addr))}, "drain", "echo", addr)
+		run(1, []string{"etcdlb weight: ", deniedText(user, *missing, keyspace.OverrideKey("", "echo", addr))}, "weight", "echo", addr, "7")
+		run(1, []string{"etcdlb drain: ", deniedText(user, *missing, keyspace.OverrideKey("", "echo", addr))}, "drain", "echo", addr)
 	default: // a read of the service or its overrides
 		want := deniedText(user, *missing, "")
 		for _, args := range [][]string{{"ls", "echo"}, {"weight", "echo", addr, "7"}, {"drain", "echo", addr}, {"watch", "echo"}} {

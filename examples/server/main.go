@@ -25,7 +25,7 @@ import (
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/etcdlb/etcdlb/metrics"
-	"github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/registry"
 )
 
 func main() {
@@ -38,13 +38,13 @@ func main() {
 	zone := flag.String("zone", "", "the server's zone")
 	metricsAddr := flag.String("metrics", "", "serve Prometheus /metrics on this address, e.g. 127.0.0.1:9090")
 	flag.Parse()
-	if err := run(*etcd, *listen, *metricsAddr, resolver.Registration{
+	if err := run(*etcd, *listen, *metricsAddr, registry.Registration{
 		Service: *service, Weight: uint32(*weight), Drained: *drained, Zone: *zone}); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(etcd, listen, metricsAddr string, r resolver.Registration) error {
+func run(etcd, listen, metricsAddr string, r registry.Registration) error {
 	cli, err := clientv3.New(clientv3.Config{
 		Endpoints:   strings.Split(etcd, ","),
 		DialTimeout: 5 * time.Second,
@@ -76,7 +76,7 @@ func run(etcd, listen, metricsAddr string, r resolver.Registration) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // Register waits for etcd
 	defer cancel()
 	r.Addr = lis.Addr().String() // what clients dial
-	reg, err := resolver.Register(ctx, cli, r, resolver.WithTTL(10*time.Second), resolver.WithMetrics(m))
+	reg, err := registry.Register(ctx, cli, r, registry.WithTTL(10*time.Second), registry.WithMetrics(m))
 	if err != nil {
 		return err
 	}

@@ -1,36 +1,35 @@
-package resolver_test
+package registry_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/etcdlb/etcdlb/internal/etcdtest"
 	"github.com/etcdlb/etcdlb/internal/poll"
-	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/registry"
 )
 
 // TestRegisterDrained registers a server already drained: weight 0, not the
 // default weight 1 a zero Weight means.
 func TestRegisterDrained(t *testing.T) {
-	e := newEnv(t)
-	cc, _ := build(t, e.cli, "echo")
-	r := register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1001", Drained: true, Zone: "a"})
-	register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1002", Zone: "a"})
-	cc.waitEndpoints(t, "127.0.0.1:1001/0/a 127.0.0.1:1002/1/a")
-	if err := r.SetWeight(e.ctx, 4); err != nil {
+	e := etcdtest.NewEnv(t)
+	cc, _ := etcdtest.Build(t, e.Cli, "echo")
+	r := etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: "127.0.0.1:1001", Drained: true, Zone: "a"})
+	etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: "127.0.0.1:1002", Zone: "a"})
+	cc.WaitEndpoints(t, "127.0.0.1:1001/0/a 127.0.0.1:1002/1/a")
+	if err := r.SetWeight(e.Ctx, 4); err != nil {
 		t.Fatal(err)
 	}
-	cc.waitEndpoints(t, "127.0.0.1:1001/4/a 127.0.0.1:1002/1/a")
+	cc.WaitEndpoints(t, "127.0.0.1:1001/4/a 127.0.0.1:1002/1/a")
 
-	_, err := etcdlbresolver.Register(e.ctx, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1003", Drained: true, Weight: 3})
+	_, err := registry.Register(e.Ctx, e.Cli, registry.Registration{Service: "echo", Addr: "127.0.0.1:1003", Drained: true, Weight: 3})
 	if err == nil || !strings.Contains(err.Error(), "Drained") {
 		t.Fatalf("Register Drained with Weight 3: %v, want an error naming Drained", err)
 	}
@@ -41,15 +40,15 @@ func TestRegisterDrained(t *testing.T) {
 // registration is untouched; with WithTakeover it replaces it, and the first
 // comes back when the second ends.
 func TestRegisterRefusesHeldKey(t *testing.T) {
-	e := newEnv(t)
-	cc, _ := build(t, e.cli, "echo")
-	first := register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1001", Weight: 3, Zone: "a"})
-	cc.waitEndpoints(t, "127.0.0.1:1001/3/a")
+	e := etcdtest.NewEnv(t)
+	cc, _ := etcdtest.Build(t, e.Cli, "echo")
+	first := etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: "127.0.0.1:1001", Weight: 3, Zone: "a"})
+	cc.WaitEndpoints(t, "127.0.0.1:1001/3/a")
 
-	other := e.etcd.ClientT(t) // another process
-	second := etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1001", Weight: 7, Zone: "b"}
-	_, err := etcdlbresolver.Register(e.ctx, other, second, etcdlbresolver.WithLogger(testLogger(t)))
-	if !errors.Is(err, etcdlbresolver.ErrKeyHeld) {
+	other := e.Etcd.ClientT(t) // another process
+	second := registry.Registration{Service: "echo", Addr: "127.0.0.1:1001", Weight: 7, Zone: "b"}
+	_, err := registry.Register(e.Ctx, other, second, registry.WithLogger(etcdtest.Logger(t)))
+	if !errors.Is(err, registry.ErrKeyHeld) {
 		t.Fatalf("second Register of a held key: %v, want ErrKeyHeld", err)
 	}
 	for _, want := range []string{first.Key(), fmt.Sprintf("lease %x", int64(first.Lease())), "WithTakeover"} {
@@ -58,59 +57,59 @@ func TestRegisterRefusesHeldKey(t *testing.T) {
 		}
 	}
 	t.Logf("refused: %v", err)
-	resp, err := e.cli.Get(e.ctx, first.Key())
+	resp, err := e.Cli.Get(e.Ctx, first.Key())
 	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease != int64(first.Lease()) {
 		t.Fatalf("the first registration's key after the refusal: %v, %v", resp, err)
 	}
 
-	taker := register(t, other, second, etcdlbresolver.WithTakeover())
-	cc.waitEndpoints(t, "127.0.0.1:1001/7/b")
+	taker := etcdtest.Register(t, other, second, registry.WithTakeover())
+	cc.WaitEndpoints(t, "127.0.0.1:1001/7/b")
 	if err := taker.Close(); err != nil {
 		t.Fatal(err)
 	}
-	cc.waitEndpoints(t, "127.0.0.1:1001/3/a") // the first is back
-	waitFor(t, "the first registration registered again", func() bool { return first.State() == etcdlbresolver.Registered })
+	cc.WaitEndpoints(t, "127.0.0.1:1001/3/a") // the first is back
+	etcdtest.WaitFor(t, "the first registration registered again", func() bool { return first.State() == registry.Registered })
 }
 
 // TestRegisterClaimsItsOwnLease re-registers while the key is still on the
 // Registrar's previous lease (its keepalive ended, the lease not yet): that
 // is its own key, not another registration's.
 func TestRegisterClaimsItsOwnLease(t *testing.T) {
-	e := newEnv(t)
-	r := register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1001"})
-	g, err := e.cli.Grant(e.ctx, 10)
+	e := etcdtest.NewEnv(t)
+	r := etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: "127.0.0.1:1001"})
+	g, err := e.Cli.Grant(e.Ctx, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := etcdlbresolver.ClaimForTest(e.ctx, r, g.ID, r.Lease()); err != nil {
+	if err := registry.ClaimForTest(e.Ctx, r, g.ID, r.Lease()); err != nil {
 		t.Fatalf("claim of the key held by the Registrar's own lease: %v", err)
 	}
-	resp, err := e.cli.Get(e.ctx, r.Key())
+	resp, err := e.Cli.Get(e.Ctx, r.Key())
 	if err != nil || len(resp.Kvs) != 1 || resp.Kvs[0].Lease != int64(g.ID) {
 		t.Fatalf("key after the claim: %v, %v; want it on lease %x", resp, err, int64(g.ID))
 	}
-	g2, err := e.cli.Grant(e.ctx, 10)
+	g2, err := e.Cli.Grant(e.Ctx, 10)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := etcdlbresolver.ClaimForTest(e.ctx, r, g2.ID, r.Lease()); !errors.Is(err, etcdlbresolver.ErrKeyHeld) {
+	if err := registry.ClaimForTest(e.Ctx, r, g2.ID, r.Lease()); !errors.Is(err, registry.ErrKeyHeld) {
 		t.Fatalf("claim of the key held by a lease not the Registrar's: %v, want ErrKeyHeld", err)
 	}
 }
 
 // TestRegisterRefusesUndialable refuses addresses no client can dial.
 func TestRegisterRefusesUndialable(t *testing.T) {
-	e := newEnv(t)
+	e := etcdtest.NewEnv(t)
 	for _, addr := range []string{"0.0.0.0:8080", "[::]:8080", ":8080", "127.0.0.1:0"} {
-		_, err := etcdlbresolver.Register(e.ctx, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: addr},
-			etcdlbresolver.WithLogger(nil))
+		_, err := registry.Register(e.Ctx, e.Cli, registry.Registration{Service: "echo", Addr: addr},
+			registry.WithLogger(nil))
 		if err == nil || !strings.Contains(err.Error(), addr) {
 			t.Errorf("Register %q: %v, want an error naming it", addr, err)
 		} else {
 			t.Logf("%s: %v", addr, err)
 		}
 	}
-	resp, err := e.cli.Get(e.ctx, "echo/", clientv3.WithPrefix())
+	resp, err := e.Cli.Get(e.Ctx, "echo/", clientv3.WithPrefix())
 	if err != nil || len(resp.Kvs) != 0 {
 		t.Fatalf("keys under echo/: %v, %v; want none", resp, err)
 	}
@@ -119,17 +118,17 @@ func TestRegisterRefusesUndialable(t *testing.T) {
 // TestRegisterEtcdDownNamesCause stops etcd: Register fails with its
 // context's error and the reason etcd did not answer.
 func TestRegisterEtcdDownNamesCause(t *testing.T) {
-	e := newEnv(t)
-	e.etcd.Stop(0)
+	e := etcdtest.NewEnv(t)
+	e.Etcd.Stop(0)
 	for _, reqTimeout := range []time.Duration{200 * time.Millisecond, 5 * time.Second} {
 		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		_, err := etcdlbresolver.Register(ctx, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1001"},
-			etcdlbresolver.WithLogger(nil), etcdlbresolver.WithRequestTimeout(reqTimeout))
+		_, err := registry.Register(ctx, e.Cli, registry.Registration{Service: "echo", Addr: "127.0.0.1:1001"},
+			registry.WithLogger(nil), registry.WithRequestTimeout(reqTimeout))
 		cancel()
 		if !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("request timeout %v: %v, want context.DeadlineExceeded", reqTimeout, err)
 		}
-		if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), e.cli.Endpoints()[0]) {
+		if err == nil || !strings.Contains(err.Error(), "connection refused") || !strings.Contains(err.Error(), e.Cli.Endpoints()[0]) {
 			t.Errorf("request timeout %v: %v, want the endpoint and connection refused", reqTimeout, err)
 		} else {
 			t.Logf("request timeout %v: %v", reqTimeout, err)
@@ -139,33 +138,16 @@ func TestRegisterEtcdDownNamesCause(t *testing.T) {
 
 // TestRegisterLogsLeaseInHex logs lease IDs as etcdctl prints them.
 func TestRegisterLogsLeaseInHex(t *testing.T) {
-	e := newEnv(t)
-	var buf syncBuffer
-	r := register(t, e.cli, etcdlbresolver.Registration{Service: "echo", Addr: "127.0.0.1:1001"},
-		etcdlbresolver.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
+	e := etcdtest.NewEnv(t)
+	var buf etcdtest.SyncBuffer
+	r := etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: "127.0.0.1:1001"},
+		registry.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
 	lease := r.Lease()
-	if _, err := e.cli.Revoke(e.ctx, lease); err != nil {
+	if _, err := e.Cli.Revoke(e.Ctx, lease); err != nil {
 		t.Fatal(err)
 	}
 	want := fmt.Sprintf("lease=%x ", int64(lease))
-	if !poll.Until(waitTimeout, func() bool { return strings.Contains(buf.String(), want) }) {
+	if !poll.Until(etcdtest.WaitTimeout, func() bool { return strings.Contains(buf.String(), want) }) {
 		t.Fatalf("log does not have %q:\n%s", want, buf.String())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

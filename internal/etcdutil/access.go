@@ -1,4 +1,4 @@
-package resolver
+package etcdutil
 
 import (
 	"context"
@@ -39,24 +39,21 @@ func (e *PermissionError) Error() string {
 
 func (e *PermissionError) Unwrap() error { return e.Err }
 
-// access is one permission a request needs.
-type access struct {
+// Access is one permission a request needs.
+type Access struct {
 	key    string
 	prefix bool // every key under key
 	write  bool // else read
 }
 
-func read(key string) access       { return access{key: key} }
-func readPrefix(key string) access { return access{key: key, prefix: true} }
-func write(key string) access      { return access{key: key, write: true} }
-func writePrefix(key string) access {
-	return access{key: key, prefix: true, write: true}
-}
+func Read(key string) Access       { return Access{key: key} }
+func ReadPrefix(key string) Access { return Access{key: key, prefix: true} }
+func Write(key string) Access      { return Access{key: key, write: true} }
 
-// explain returns err, or, when etcd denied it, a *PermissionError naming
+// Explain returns err, or, when etcd denied it, a *PermissionError naming
 // the first of needs (the permissions of the request that failed, in order)
 // that the client's user lacks. The probes change nothing in etcd.
-func explain(ctx context.Context, cli *clientv3.Client, op string, err error, needs ...access) error {
+func Explain(ctx context.Context, cli *clientv3.Client, op string, err error, needs ...Access) error {
 	if !errors.Is(err, rpctypes.ErrPermissionDenied) {
 		return err
 	}
@@ -90,7 +87,7 @@ func explain(ctx context.Context, cli *clientv3.Client, op string, err error, ne
 // delete in the else branch of a transaction without conditions: etcd
 // checks the permissions of both branches and runs only the then branch, so
 // nothing is written.
-func probe(ctx context.Context, cli *clientv3.Client, a access) bool {
+func probe(ctx context.Context, cli *clientv3.Client, a Access) bool {
 	var opts []clientv3.OpOption
 	if a.prefix {
 		opts = append(opts, clientv3.WithPrefix())

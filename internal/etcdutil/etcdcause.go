@@ -1,4 +1,4 @@
-package resolver
+package etcdutil
 
 import (
 	"context"
@@ -17,24 +17,24 @@ import (
 // probeTimeout bounds the dial that finds out why etcd does not answer.
 const probeTimeout = 500 * time.Millisecond
 
-// withEtcdCause adds to err, when it is a bare timeout (the etcd client waits
+// WithCause adds to err, when it is a bare timeout (the etcd client waits
 // for a connection until the deadline and then says no more), why etcd could
-// not be reached; see etcdUnreachable.
-func withEtcdCause(cli *clientv3.Client, err error) error {
+// not be reached; see Unreachable.
+func WithCause(cli *clientv3.Client, err error) error {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	if why := etcdUnreachable(cli); why != nil {
+	if why := Unreachable(cli); why != nil {
 		return fmt.Errorf("%w (%v)", err, why)
 	}
 	return fmt.Errorf("%w (etcd at %s is connected but did not answer in time)", err, strings.Join(cli.Endpoints(), ","))
 }
 
-// etcdUnreachable says why cli cannot reach etcd: the error of a TCP dial to
+// Unreachable says why cli cannot reach etcd: the error of a TCP dial to
 // each of its endpoints (e.g. connection refused), or, when every one
 // answers, the state of the client's connection (a TLS handshake etcd
 // refuses leaves it in TRANSIENT_FAILURE). Nil when nothing looks wrong.
-func etcdUnreachable(cli *clientv3.Client) error {
+func Unreachable(cli *clientv3.Client) error {
 	eps := cli.Endpoints()
 	errs := make([]error, len(eps))
 	var wg sync.WaitGroup

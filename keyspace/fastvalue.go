@@ -1,4 +1,4 @@
-package resolver
+package keyspace
 
 import "github.com/etcdlb/etcdlb/endpoint"
 

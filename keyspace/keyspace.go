@@ -1,8 +1,7 @@
-package resolver
-
-// This file is the stored format: the keys and values etcdlb reads and writes
-// in etcd. It is a compatibility contract between versions of etcdlb, etcd's
-// own naming packages and operators' tools; change it only by adding.
+// Package keyspace is the stored format: the keys and values etcdlb reads
+// and writes in etcd. Package resolver reads it, package registry writes it.
+// It is a compatibility contract between versions of etcdlb, etcd's own
+// naming packages and operators' tools; change it only by adding.
 //
 // Endpoint key:  <prefix><service>/<id>
 //
@@ -33,7 +32,7 @@ package resolver
 // Service index key:  <prefix>_etcdlb/services/<service>/<addr>
 // Service index value: empty
 //
-//	Written by Register in the same transaction as the endpoint key and on
+//	Written by registry.Register in the same transaction as the endpoint key and on
 //	its lease, deleted with it: a service is listed (etcdlb ls) while one of
 //	its registrations is alive. One key per registration, not per service,
 //	so that no registration's lease ending drops a service others still
@@ -46,10 +45,12 @@ package resolver
 // unparsable address, an address that disagrees with an <id> that is itself
 // an address, an Op other than 0 (Add), or a zone or metadata key or value
 // with a control character (C0, DEL or C1, e.g. a terminal's escape).
+package keyspace
 
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -154,8 +155,8 @@ func IndexKey(prefix, service, addr string) string { return IndexPrefix(prefix) 
 // OverrideKey is the key of the operator override for the endpoint id of service.
 func OverrideKey(prefix, service, id string) string { return OverridePrefix(prefix, service) + id }
 
-// checkService reports whether service can be used as a service name.
-func checkService(service string) error {
+// CheckService reports whether service can be used as a service name.
+func CheckService(service string) error {
 	switch {
 	case service == "":
 		return fmt.Errorf("etcdlb: empty service name")
@@ -169,7 +170,7 @@ func checkService(service string) error {
 
 // EncodeValue returns the stored form of v, after checking it would decode.
 func EncodeValue(v Value) ([]byte, error) {
-	if err := checkAddr(v.Addr); err != nil {
+	if err := CheckAddr(v.Addr); err != nil {
 		return nil, err
 	}
 	if v.Weight > endpoint.MaxWeight {
@@ -213,7 +214,7 @@ func decodeValue(id string, value []byte) (v Value, _ Reason, detail string) {
 			return v, r, d
 		}
 	}
-	if err := checkAddr(v.Addr); err != nil {
+	if err := CheckAddr(v.Addr); err != nil {
 		return v, ReasonBadAddr, err.Error()
 	}
 	if d := controlChars(v); d != "" {
@@ -325,7 +326,7 @@ func decodeWeight(raw json.RawMessage) (uint32, Reason, string) {
 	}
 	f, err := strconv.ParseFloat(s, 64)
 	switch {
-	case err != nil && !strings.Contains(err.Error(), "range"):
+	case err != nil && !errors.Is(err, strconv.ErrRange):
 		return 0, ReasonWrongType, fmt.Sprintf("weight is %s, want a number", clip(s))
 	case f < 0:
 		return 0, ReasonBadWeight, fmt.Sprintf("weight %s is negative", clip(s))
@@ -337,8 +338,8 @@ func decodeWeight(raw json.RawMessage) (uint32, Reason, string) {
 	return uint32(f), "", ""
 }
 
-// checkAddr accepts host:port with a non-empty host and a port in 1..65535.
-func checkAddr(addr string) error {
+// CheckAddr accepts host:port with a non-empty host and a port in 1..65535.
+func CheckAddr(addr string) error {
 	if addr == "" {
 		return fmt.Errorf("empty address")
 	}

@@ -1,11 +1,11 @@
-package resolver_test
+package keyspace_test
 
 import (
 	"errors"
 	"testing"
 
 	"github.com/etcdlb/etcdlb/endpoint"
-	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/keyspace"
 )
 
 // FuzzDecodeOverride checks the operator override format: no value panics;
@@ -21,9 +21,9 @@ func FuzzDecodeOverride(f *testing.F) {
 	}
 	const key = "_etcdlb/override/svc/10.0.0.1:80"
 	f.Fuzz(func(t *testing.T, value []byte) {
-		w, err := etcdlbresolver.DecodeOverride(key, value)
+		w, err := keyspace.DecodeOverride(key, value)
 		if err != nil {
-			var ve *etcdlbresolver.ValueError
+			var ve *keyspace.ValueError
 			if !errors.As(err, &ve) || ve.Key != key || ve.Reason == "" || ve.Detail == "" {
 				t.Fatalf("DecodeOverride(%q): error %#v, want a *ValueError with the key, a reason and a detail", value, err)
 			}
@@ -32,11 +32,11 @@ func FuzzDecodeOverride(f *testing.F) {
 		if w > endpoint.MaxWeight {
 			t.Fatalf("DecodeOverride(%q) accepted weight %d", value, w)
 		}
-		b, err := etcdlbresolver.EncodeOverride(w)
+		b, err := keyspace.EncodeOverride(w)
 		if err != nil {
 			t.Fatalf("DecodeOverride(%q) = %d, which does not encode: %v", value, w, err)
 		}
-		if w2, err := etcdlbresolver.DecodeOverride(key, b); err != nil || w2 != w {
+		if w2, err := keyspace.DecodeOverride(key, b); err != nil || w2 != w {
 			t.Fatalf("DecodeOverride(%q) = %d; its encoding %s decodes to %d, %v", value, w, b, w2, err)
 		}
 	})

@@ -1,4 +1,4 @@
-package resolver_test
+package keyspace_test
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 	"go.etcd.io/etcd/client/v3/naming/endpoints"
 
 	"github.com/etcdlb/etcdlb/endpoint"
-	etcdlbresolver "github.com/etcdlb/etcdlb/resolver"
+	"github.com/etcdlb/etcdlb/keyspace"
 )
 
 func TestDecodeValueFormats(t *testing.T) {
@@ -20,28 +20,28 @@ func TestDecodeValueFormats(t *testing.T) {
 	}{endpoints.Add, "10.0.0.1:80", map[string]string{"k": "v"}})
 	for _, tc := range []struct {
 		name, id, value string
-		want            etcdlbresolver.Value
+		want            keyspace.Value
 	}{
 		{"ours", "10.0.0.1:80", `{"addr":"10.0.0.1:80","weight":10,"zone":"eu-1a","metadata":{"k":"v"}}`,
-			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 10, Zone: "eu-1a", Metadata: map[string]string{"k": "v"}}},
+			keyspace.Value{Addr: "10.0.0.1:80", Weight: 10, Zone: "eu-1a", Metadata: map[string]string{"k": "v"}}},
 		{"ours default weight", "10.0.0.1:80", `{"addr":"10.0.0.1:80"}`,
-			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: endpoint.DefaultWeight}},
+			keyspace.Value{Addr: "10.0.0.1:80", Weight: endpoint.DefaultWeight}},
 		{"ours drained", "10.0.0.1:80", `{"addr":"10.0.0.1:80","weight":0}`,
-			etcdlbresolver.Value{Addr: "10.0.0.1:80"}},
+			keyspace.Value{Addr: "10.0.0.1:80"}},
 		{"ours max weight", "10.0.0.1:80", `{"addr":"10.0.0.1:80","weight":1000000}`,
-			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: endpoint.MaxWeight}},
+			keyspace.Value{Addr: "10.0.0.1:80", Weight: endpoint.MaxWeight}},
 		{"ours integral exponent", "10.0.0.1:80", `{"addr":"10.0.0.1:80","weight":1e2}`,
-			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 100}},
+			keyspace.Value{Addr: "10.0.0.1:80", Weight: 100}},
 		{"manager", "10.0.0.1:80", string(mgr),
-			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 1, Metadata: map[string]string{"k": "v"}}},
+			keyspace.Value{Addr: "10.0.0.1:80", Weight: 1, Metadata: map[string]string{"k": "v"}}},
 		{"manager free id and odd metadata", "instance-1", `{"Op":0,"Addr":"10.0.0.1:80","Metadata":[1,2]}`,
-			etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 1}},
-		{"bare", "10.0.0.1:80", " 10.0.0.1:80\n", etcdlbresolver.Value{Addr: "10.0.0.1:80", Weight: 1}},
-		{"bare hostname", "x", "backend-1.internal:8080", etcdlbresolver.Value{Addr: "backend-1.internal:8080", Weight: 1}},
-		{"ipv6", "[::1]:80", `{"addr":"[::1]:80"}`, etcdlbresolver.Value{Addr: "[::1]:80", Weight: 1}},
+			keyspace.Value{Addr: "10.0.0.1:80", Weight: 1}},
+		{"bare", "10.0.0.1:80", " 10.0.0.1:80\n", keyspace.Value{Addr: "10.0.0.1:80", Weight: 1}},
+		{"bare hostname", "x", "backend-1.internal:8080", keyspace.Value{Addr: "backend-1.internal:8080", Weight: 1}},
+		{"ipv6", "[::1]:80", `{"addr":"[::1]:80"}`, keyspace.Value{Addr: "[::1]:80", Weight: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := etcdlbresolver.DecodeValue("svc/"+tc.id, tc.id, []byte(tc.value))
+			got, err := keyspace.DecodeValue("svc/"+tc.id, tc.id, []byte(tc.value))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -53,15 +53,15 @@ func TestDecodeValueFormats(t *testing.T) {
 }
 
 func TestEncodeValueRoundTrip(t *testing.T) {
-	for _, v := range []etcdlbresolver.Value{
+	for _, v := range []keyspace.Value{
 		{Addr: "10.0.0.1:80", Weight: 0},
 		{Addr: "10.0.0.1:80", Weight: 7, Zone: "z", Metadata: map[string]string{"a": "b"}},
 	} {
-		b, err := etcdlbresolver.EncodeValue(v)
+		b, err := keyspace.EncodeValue(v)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := etcdlbresolver.DecodeValue("k", v.Addr, b)
+		got, err := keyspace.DecodeValue("k", v.Addr, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,8 +69,8 @@ func TestEncodeValueRoundTrip(t *testing.T) {
 			t.Errorf("round trip of %s (-want +got):\n%s", b, diff)
 		}
 	}
-	for _, v := range []etcdlbresolver.Value{{Addr: ""}, {Addr: "x:1", Weight: endpoint.MaxWeight + 1}} {
-		if _, err := etcdlbresolver.EncodeValue(v); err == nil {
+	for _, v := range []keyspace.Value{{Addr: ""}, {Addr: "x:1", Weight: endpoint.MaxWeight + 1}} {
+		if _, err := keyspace.EncodeValue(v); err == nil {
 			t.Errorf("EncodeValue(%+v) succeeded", v)
 		}
 	}
@@ -79,7 +79,7 @@ func TestEncodeValueRoundTrip(t *testing.T) {
 func TestDecodeOverride(t *testing.T) {
 	for v, want := range map[string]int{`{"weight":5}`: 5, `{"weight":0}`: 0, `{"weight":-1}`: -1,
 		`{"weight":1.5}`: -1, `{}`: -1, `5`: -1, `{"weight":"5"}`: -1, ``: -1} {
-		w, err := etcdlbresolver.DecodeOverride("k", []byte(v))
+		w, err := keyspace.DecodeOverride("k", []byte(v))
 		if (err != nil) != (want < 0) || err == nil && int(w) != want {
 			t.Errorf("DecodeOverride(%q) = %d, %v; want %d", v, w, err, want)
 		}
@@ -100,9 +100,9 @@ func FuzzDecodeValue(f *testing.F) {
 		f.Add("10.0.0.1:80", []byte(s))
 	}
 	f.Fuzz(func(t *testing.T, id string, value []byte) {
-		v, err := etcdlbresolver.DecodeValue("svc/"+id, id, value)
+		v, err := keyspace.DecodeValue("svc/"+id, id, value)
 		if err != nil {
-			if _, ok := err.(*etcdlbresolver.ValueError); !ok {
+			if _, ok := err.(*keyspace.ValueError); !ok {
 				t.Fatalf("error %T, want *ValueError", err)
 			}
 			return
@@ -110,11 +110,11 @@ func FuzzDecodeValue(f *testing.F) {
 		if v.Weight > endpoint.MaxWeight {
 			t.Fatalf("accepted weight %d", v.Weight)
 		}
-		b, err := etcdlbresolver.EncodeValue(v)
+		b, err := keyspace.EncodeValue(v)
 		if err != nil {
 			t.Fatalf("accepted %q but cannot encode %+v: %v", value, v, err)
 		}
-		v2, err := etcdlbresolver.DecodeValue("svc/"+v.Addr, v.Addr, b)
+		v2, err := keyspace.DecodeValue("svc/"+v.Addr, v.Addr, b)
 		if err != nil {
 			t.Fatalf("re-decode %s: %v", b, err)
 		}
@@ -136,11 +136,11 @@ func FuzzDecodeFast(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, value []byte) {
-		fast, ok := etcdlbresolver.DecodeFastForTest(value)
+		fast, ok := keyspace.DecodeFastForTest(value)
 		if !ok {
 			return
 		}
-		slow, err := etcdlbresolver.DecodeSlowForTest(value)
+		slow, err := keyspace.DecodeSlowForTest(value)
 		if err != nil {
 			t.Fatalf("fast accepted %q, encoding/json: %v", value, err)
 		}
@@ -159,22 +159,22 @@ func TestControlCharsRejected(t *testing.T) {
 		`{"addr":"10.0.0.1:80","metadata":{"k\u0085":"v"}}`,
 		`{"Op":0,"Addr":"10.0.0.1:80","Metadata":{"k":"\u007f"}}`,
 	} {
-		_, err := etcdlbresolver.DecodeValue("svc/10.0.0.1:80", "10.0.0.1:80", []byte(value))
-		ve, ok := err.(*etcdlbresolver.ValueError)
-		if !ok || ve.Reason != etcdlbresolver.ReasonControlChar {
-			t.Errorf("DecodeValue(%s) = %v, want reason %s", value, err, etcdlbresolver.ReasonControlChar)
+		_, err := keyspace.DecodeValue("svc/10.0.0.1:80", "10.0.0.1:80", []byte(value))
+		ve, ok := err.(*keyspace.ValueError)
+		if !ok || ve.Reason != keyspace.ReasonControlChar {
+			t.Errorf("DecodeValue(%s) = %v, want reason %s", value, err, keyspace.ReasonControlChar)
 		}
 	}
-	for _, v := range []etcdlbresolver.Value{
+	for _, v := range []keyspace.Value{
 		{Addr: "10.0.0.1:80", Zone: "a\x1b[2J"},
 		{Addr: "10.0.0.1:80", Metadata: map[string]string{"k": "\x1b[31mred"}},
 	} {
-		if _, err := etcdlbresolver.EncodeValue(v); err == nil {
+		if _, err := keyspace.EncodeValue(v); err == nil {
 			t.Errorf("EncodeValue(%+q) succeeded", v.Zone+fmt.Sprint(v.Metadata))
 		}
 	}
 	// Printable non-ASCII is fine.
-	if _, err := etcdlbresolver.DecodeValue("svc/x", "x", []byte(`{"addr":"10.0.0.1:80","zone":"zürich-1"}`)); err != nil {
+	if _, err := keyspace.DecodeValue("svc/x", "x", []byte(`{"addr":"10.0.0.1:80","zone":"zürich-1"}`)); err != nil {
 		t.Error(err)
 	}
 }

@@ -1,4 +1,4 @@
-package resolver_test
+package registry_test
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/etcdlb/etcdlb/internal/etcdproc"
+	"github.com/etcdlb/etcdlb/internal/etcdtest"
 )
 
 // TestEtcd34 runs the resolver and registration against etcd 3.4 (Debian's
@@ -17,11 +18,11 @@ import (
 func TestEtcd34(t *testing.T) {
 	p := etcdproc.Start34(t, false)
 	t.Logf("etcd %s at %s", p.Version, p.Endpoints()[0])
-	newEnv34 := func(t *testing.T) *env {
+	newEnv34 := func(t *testing.T) *etcdtest.Env {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		t.Cleanup(cancel)
-		e := &env{cli: p.Client(t), ctx: ctx}
-		if _, err := e.cli.Delete(ctx, "", clientv3.WithFromKey()); err != nil {
+		e := &etcdtest.Env{Cli: p.Client(t), Ctx: ctx}
+		if _, err := e.Cli.Delete(ctx, "", clientv3.WithFromKey()); err != nil {
 			t.Fatal(err)
 		}
 		return e

@@ -1,4 +1,4 @@
-package resolver
+package registry
 
 import (
 	"context"
@@ -13,6 +13,9 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/etcdlb/etcdlb/internal/etcdutil"
+	"github.com/etcdlb/etcdlb/keyspace"
 
 	"github.com/etcdlb/etcdlb/endpoint"
 )
@@ -52,7 +55,7 @@ func (e *heldError) Error() string {
 	}
 	return fmt.Sprintf("%s is %v: lease %x%s (another server registered this address, "+
 		"or this server's previous run crashed less than a TTL ago); "+
-		"pass resolver.WithTakeover() to replace it", e.key, ErrKeyHeld, int64(e.lease), ttl)
+		"pass registry.WithTakeover() to replace it", e.key, ErrKeyHeld, int64(e.lease), ttl)
 }
 
 func (e *heldError) Unwrap() error { return ErrKeyHeld }
@@ -85,6 +88,11 @@ func (s RegistrationState) String() string {
 // Registrar keeps one server's key in etcd under a lease until Deregister:
 // it renews the lease, re-grants it and rewrites the key whenever it is lost,
 // and turns an operator's in-place edit of the key's weight into an override.
+//
+// Its run goroutine (run, register, serve) is the only one that talks to
+// etcd for it, apart from Deregister after run has ended. mu guards the
+// fields below it and is a leaf: it is never held while calling etcd, the
+// observer or the logger, nor while waiting on a channel.
 type Registrar struct {
 	// Immutable.
 	cli    *clientv3.Client
@@ -99,8 +107,9 @@ type Registrar struct {
 	done   chan struct{} // closed when run returns
 	wake   chan struct{} // the wanted value changed
 
+	// Guarded by mu.
 	mu         sync.Mutex
-	val        Value // what the key should hold
+	val        keyspace.Value // what the key should hold
 	gen        uint64
 	writtenGen uint64        // gen of the value last written
 	written    chan struct{} // closed and replaced on every write
@@ -119,32 +128,19 @@ type Registrar struct {
 // lease: ... connection refused"). With context.Background() it blocks until
 // etcd answers: give it a timeout.
 func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts ...Option) (*Registrar, error) {
-	if err := checkService(reg.Service); err != nil {
-		return nil, err
-	}
-	if err := checkDialable(reg.Addr); err != nil {
-		return nil, fmt.Errorf("etcdlb: register %s: %w", reg.Addr, err)
-	}
-	w := reg.Weight
-	switch {
-	case reg.Drained && w != 0:
-		return nil, fmt.Errorf("etcdlb: register %s: Drained with Weight %d; a drained registration has weight 0", reg.Addr, w)
-	case w == 0 && !reg.Drained:
-		w = endpoint.DefaultWeight
-	}
-	val := Value{Addr: reg.Addr, Weight: w, Zone: reg.Zone, Metadata: maps.Clone(reg.Metadata)}
-	if _, err := EncodeValue(val); err != nil {
+	val, err := wantedValue(reg)
+	if err != nil {
 		return nil, err
 	}
 	o := newOptions(opts)
 	r := &Registrar{
 		cli:     cli,
 		opts:    o,
-		key:     EndpointKey(o.prefix, reg.Service, reg.Addr),
-		ovrKey:  OverrideKey(o.prefix, reg.Service, reg.Addr),
-		idxKey:  IndexKey(o.prefix, reg.Service, reg.Addr),
+		key:     keyspace.EndpointKey(o.Prefix, reg.Service, reg.Addr),
+		ovrKey:  keyspace.OverrideKey(o.Prefix, reg.Service, reg.Addr),
+		idxKey:  keyspace.IndexKey(o.Prefix, reg.Service, reg.Addr),
 		reg:     Registration{Service: reg.Service, Addr: reg.Addr},
-		log:     o.logger.With("service", reg.Service, "addr", reg.Addr),
+		log:     o.Logger.With("service", reg.Service, "addr", reg.Addr),
 		done:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		val:     val,
@@ -155,18 +151,50 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 	r.ctx, r.cancel = context.WithCancel(cli.Ctx())
 	r.setState(Registering)
 	go r.run()
+	if err := r.firstWrite(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// wantedValue checks reg and returns the value its key is to hold.
+func wantedValue(reg Registration) (keyspace.Value, error) {
+	if err := keyspace.CheckService(reg.Service); err != nil {
+		return keyspace.Value{}, err
+	}
+	if err := checkDialable(reg.Addr); err != nil {
+		return keyspace.Value{}, fmt.Errorf("etcdlb: register %s: %w", reg.Addr, err)
+	}
+	w := reg.Weight
+	switch {
+	case reg.Drained && w != 0:
+		return keyspace.Value{}, fmt.Errorf("etcdlb: register %s: Drained with Weight %d; a drained registration has weight 0", reg.Addr, w)
+	case w == 0 && !reg.Drained:
+		w = endpoint.DefaultWeight
+	}
+	val := keyspace.Value{Addr: reg.Addr, Weight: w, Zone: reg.Zone, Metadata: maps.Clone(reg.Metadata)}
+	if _, err := keyspace.EncodeValue(val); err != nil {
+		return keyspace.Value{}, err
+	}
+	return val, nil
+}
+
+// firstWrite waits until the key is first written, the Registrar gives up
+// (a key another registration holds, the client closed), or ctx ends; in
+// the last case it stops the Registrar.
+func (r *Registrar) firstWrite(ctx context.Context) error {
 	for {
 		r.mu.Lock()
 		st, ch, err := r.state, r.stateCh, r.lastErr
 		r.mu.Unlock()
 		switch st {
 		case Registered:
-			return r, nil
+			return nil
 		case Closed:
 			if errors.Is(err, ErrKeyHeld) {
-				return nil, fmt.Errorf("etcdlb: register: %w", err)
+				return fmt.Errorf("etcdlb: register: %w", err)
 			}
-			return nil, fmt.Errorf("etcdlb: register %s: etcd client closed", r.key)
+			return fmt.Errorf("etcdlb: register %s: etcd client closed", r.key)
 		}
 		select {
 		case <-ch:
@@ -177,12 +205,12 @@ func Register(ctx context.Context, cli *clientv3.Client, reg Registration, opts 
 			err := r.lastErr // fresh: the attempt that ctx cut short set it
 			r.mu.Unlock()
 			if err == nil { // ctx ended during the first attempt
-				err = etcdUnreachable(cli)
+				err = etcdutil.Unreachable(r.cli)
 			}
 			if err == nil {
-				return nil, fmt.Errorf("etcdlb: register %s: %w", r.key, ctx.Err())
+				return fmt.Errorf("etcdlb: register %s: %w", r.key, ctx.Err())
 			}
-			return nil, fmt.Errorf("etcdlb: register %s: %w; last error: %w", r.key, ctx.Err(), err)
+			return fmt.Errorf("etcdlb: register %s: %w; last error: %w", r.key, ctx.Err(), err)
 		}
 	}
 }
@@ -211,19 +239,19 @@ func (r *Registrar) SetWeight(ctx context.Context, weight uint32) error {
 	if weight > endpoint.MaxWeight {
 		return fmt.Errorf("etcdlb: weight %d above %d", weight, endpoint.MaxWeight)
 	}
-	return r.update(ctx, func(v *Value) { v.Weight = weight })
+	return r.update(ctx, func(v *keyspace.Value) { v.Weight = weight })
 }
 
 // SetZone changes the registration's zone, as SetWeight does its weight.
 func (r *Registrar) SetZone(ctx context.Context, zone string) error {
-	return r.update(ctx, func(v *Value) { v.Zone = zone })
+	return r.update(ctx, func(v *keyspace.Value) { v.Zone = zone })
 }
 
 // Drain sets the registration's own weight to 0: clients stop picking it
 // while any other endpoint is ready, and the key stays.
 func (r *Registrar) Drain(ctx context.Context) error { return r.SetWeight(ctx, 0) }
 
-func (r *Registrar) update(ctx context.Context, f func(*Value)) error {
+func (r *Registrar) update(ctx context.Context, f func(*keyspace.Value)) error {
 	r.mu.Lock()
 	if r.state == Closed {
 		r.mu.Unlock()
@@ -280,11 +308,11 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 		If(clientv3.Compare(clientv3.LeaseValue(r.key), "=", lease)).
 		Then(clientv3.OpDelete(r.key), clientv3.OpDelete(r.idxKey)).Commit()
 	if err != nil {
-		err = explain(ctx, r.cli, "delete", err, read(r.key), write(r.key), write(r.idxKey))
+		err = etcdutil.Explain(ctx, r.cli, "delete", err, etcdutil.Read(r.key), etcdutil.Write(r.key), etcdutil.Write(r.idxKey))
 		r.log.Warn("etcdlb: cannot delete the key; revoking its lease", "op", "delete", "key", r.key, "err", err)
 	}
 	if _, rerr := r.cli.Revoke(ctx, lease); rerr != nil {
-		rerr = explain(ctx, r.cli, "revoke the lease", rerr, write(r.key), write(r.idxKey))
+		rerr = etcdutil.Explain(ctx, r.cli, "revoke the lease", rerr, etcdutil.Write(r.key), etcdutil.Write(r.idxKey))
 		r.log.Warn("etcdlb: cannot revoke the lease; the key stays until it expires", "op", "revoke", "key", r.key, "lease", lease, "err", rerr)
 		err = errors.Join(err, rerr)
 	} else {
@@ -301,7 +329,7 @@ func (r *Registrar) Deregister(ctx context.Context) error {
 
 // Close is Deregister bounded by the request timeout.
 func (r *Registrar) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), r.opts.RequestTimeout)
 	defer cancel()
 	return r.Deregister(ctx)
 }
@@ -312,9 +340,7 @@ func (r *Registrar) setState(s RegistrationState) {
 	close(r.stateCh)
 	r.stateCh = make(chan struct{})
 	r.mu.Unlock()
-	if h := r.opts.regHooks.State; h != nil {
-		h(r.reg.Service, r.reg.Addr, s.String())
-	}
+	r.opts.observer.RegistrationState(r.reg.Service, r.reg.Addr, s.String())
 }
 
 // run registers, serves the lease until it is lost, and starts again, until
@@ -326,14 +352,14 @@ func (r *Registrar) run() {
 	var lease clientv3.LeaseID // the last one the key was written under
 	for registered := false; ; {
 		if registered || failures > 0 {
-			resetConnectBackoff(r.cli)
+			etcdutil.ResetConnectBackoff(r.cli)
 		}
 		newLease, rev, err := r.register(lease)
 		if r.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
-			err = withEtcdCause(r.cli, err)
+			err = etcdutil.WithCause(r.cli, err)
 			r.mu.Lock()
 			r.lastErr = err
 			r.mu.Unlock()
@@ -341,10 +367,8 @@ func (r *Registrar) run() {
 				return // Register refuses it
 			}
 			r.log.Warn("etcdlb: registration failed; retrying", "err", err)
-			if h := r.opts.regHooks.LeaseFailed; h != nil {
-				h(r.reg.Service, r.reg.Addr, err)
-			}
-			if !sleepCtx(r.ctx, r.opts.backoff(failures)) {
+			r.opts.observer.LeaseFailed(r.reg.Service, r.reg.Addr, err)
+			if !etcdutil.Sleep(r.ctx, r.opts.Backoff(failures)) {
 				return
 			}
 			failures++
@@ -353,9 +377,7 @@ func (r *Registrar) run() {
 		failures, lease = 0, newLease
 		if registered {
 			r.log.Info("etcdlb: re-registered", "lease", leaseHex(lease))
-			if h := r.opts.regHooks.Reregistered; h != nil {
-				h(r.reg.Service, r.reg.Addr)
-			}
+			r.opts.observer.Reregistered(r.reg.Service, r.reg.Addr)
 		}
 		registered = true
 		r.setState(Registered)
@@ -370,7 +392,7 @@ func (r *Registrar) run() {
 // register grants a lease and claims the key under it; prev is the lease it
 // was last written under.
 func (r *Registrar) register(prev clientv3.LeaseID) (clientv3.LeaseID, int64, error) {
-	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.RequestTimeout)
 	defer cancel()
 	g, err := r.cli.Grant(ctx, int64(r.opts.ttl.Round(time.Second)/time.Second))
 	if err != nil {
@@ -415,13 +437,16 @@ func (r *Registrar) claim(ctx context.Context, lease, prev clientv3.LeaseID) (in
 	return r.write(ctx, lease, clientv3.Compare(clientv3.LeaseValue(r.key), "=", kv.Lease))
 }
 
-// write puts the wanted value under lease if cmps hold (none: always). It
-// returns the new mod revision, or errConflict if a comparison failed.
+// write puts the wanted value and the index key under lease, in one
+// transaction, if cmps hold (none: always). It returns the key's new mod
+// revision, or errConflict if a comparison failed. It records the outcome
+// for update's callers: writtenGen and written on success, writeErr on an
+// etcd error.
 func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, cmps ...clientv3.Cmp) (int64, error) {
 	r.mu.Lock()
 	val, gen := r.val, r.gen
 	r.mu.Unlock()
-	b, err := EncodeValue(val)
+	b, err := keyspace.EncodeValue(val)
 	if err != nil {
 		return 0, err
 	}
@@ -429,11 +454,11 @@ func (r *Registrar) write(ctx context.Context, lease clientv3.LeaseID, cmps ...c
 	idx := clientv3.OpPut(r.idxKey, "", clientv3.WithLease(lease))
 	resp, err := r.cli.Txn(ctx).If(cmps...).Then(put, idx).Commit()
 	if err != nil {
-		needs := []access{write(r.key), write(r.idxKey)}
+		needs := []etcdutil.Access{etcdutil.Write(r.key), etcdutil.Write(r.idxKey)}
 		if len(cmps) > 0 {
-			needs = append([]access{read(r.key)}, needs...) // the compare reads
+			needs = append([]etcdutil.Access{etcdutil.Read(r.key)}, needs...) // the compare reads
 		}
-		if err = explain(ctx, r.cli, "put", err, needs...); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+		if err = etcdutil.Explain(ctx, r.cli, "put", err, needs...); !errors.Is(err, rpctypes.ErrPermissionDenied) {
 			err = fmt.Errorf("put %s: %w", r.key, err)
 		}
 		r.mu.Lock()
@@ -466,116 +491,164 @@ func (r *Registrar) serve(lease clientv3.LeaseID, rev int64) {
 		r.leaseFailed(lease, err)
 		return
 	}
-	// Watch blocks until etcd takes the request; the lease must be watched
-	// meanwhile, so the watch is made on the side and arrives on pending.
-	var wch clientv3.WatchChan
-	var pending chan clientv3.WatchChan
-	watch := func(from int64) {
-		wch, pending = nil, make(chan clientv3.WatchChan, 1)
-		go func(pending chan<- clientv3.WatchChan) {
-			pending <- r.cli.Watch(clientv3.WithRequireLeader(ctx), r.key, clientv3.WithRev(from))
-		}(pending)
-	}
-	watch(rev + 1)
-	var (
-		dirty    bool             // the wanted value is not in etcd yet
-		retry    <-chan time.Time // next write attempt
-		recheck  <-chan time.Time // next read of the key
-		unkept   bool             // an edit's weight is not yet an override
-		failures int
-	)
+	s := &serving{r: r, ctx: ctx, lease: lease, rev: rev}
+	s.watchFrom(rev + 1)
 	for {
+		lost := false
 		select {
 		case <-ctx.Done():
 			return
-		case wch = <-pending:
-			pending = nil
-			continue
+		case s.wch = <-s.pending:
+			s.pending = nil
 		case _, ok := <-ka:
-			if !ok {
-				r.leaseFailed(lease, errors.New("lease expired or revoked"))
-				return
-			}
-			if h := r.opts.regHooks.LeaseRenewed; h != nil {
-				h(r.reg.Service, r.reg.Addr)
-			}
-			continue
-		case wr, ok := <-wch:
-			if !ok || wr.Err() != nil {
-				// Cancelled or compacted: read the key, then watch on.
-				if ok && !wr.IsProgressNotify() && wr.CompactRevision == 0 {
-					err := explain(ctx, r.cli, "watch", wr.Err(), read(r.key))
-					r.log.Warn("etcdlb: cannot watch the key; an edit of it is seen only when read", "op", "watch", "key", r.key, "err", err)
-				}
-				wch, recheck = nil, time.After(0)
-				continue
-			}
-			for _, ev := range wr.Events {
-				if ev.Kv.ModRevision == rev {
-					continue
-				}
-				if ev.Type == mvccpb.DELETE {
-					r.leaseFailed(lease, errKeyDeleted)
-					r.revoke(lease)
-					return
-				}
-				rev = ev.Kv.ModRevision
-				rewrite, err := r.foreign(ctx, ev.Kv, lease)
-				if unkept = err != nil; unkept {
-					recheck = time.After(r.opts.backoff(failures)) // keep it then
-					failures++
-				}
-				dirty = dirty || rewrite
-			}
-		case <-recheck:
-			recheck = nil
-			kv, now, err := r.get(ctx)
-			if err != nil {
-				r.log.Warn("etcdlb: cannot read the key; an edit of it is not seen", "op", "get", "key", r.key, "err", err)
-				recheck = time.After(r.opts.backoff(failures))
-				failures++
-				continue
-			}
-			if kv == nil {
-				r.leaseFailed(lease, errKeyDeleted)
-				r.revoke(lease)
-				return
-			}
-			if wch == nil && pending == nil {
-				watch(now + 1) // not kv.ModRevision + 1: it may be compacted
-			}
-			if kv.ModRevision != rev || unkept {
-				rev = kv.ModRevision
-				rewrite, err := r.foreign(ctx, kv, lease)
-				if unkept = err != nil; unkept {
-					recheck = time.After(r.opts.backoff(failures))
-					failures++
-				}
-				dirty = dirty || rewrite
-			}
+			lost = s.renewed(ok)
+		case wr, ok := <-s.wch:
+			lost = s.watched(wr, ok)
+		case <-s.recheck:
+			lost = s.reread()
 		case <-r.wake:
-			dirty = true
-		case <-retry:
-			retry = nil
+			s.dirty = true
+		case <-s.retry:
+			s.retry = nil
 		}
-		if !dirty || retry != nil || unkept {
-			continue // unkept: writing now would lose the operator's weight
+		if lost {
+			return
 		}
-		wctx, wcancel := context.WithTimeout(ctx, r.opts.requestTimeout)
-		newRev, err := r.write(wctx, lease, clientv3.Compare(clientv3.ModRevision(r.key), "=", rev))
-		wcancel()
-		switch {
-		case err == nil:
-			rev, dirty, failures = newRev, false, 0
-		case errors.Is(err, errConflict):
-			// The watch brings the other write; then the value is written
-			// again against its revision.
-			retry = time.After(r.opts.backoffMin)
-		default:
-			r.log.Warn("etcdlb: update failed; retrying", "op", "put", "key", r.key, "err", err)
-			retry = time.After(r.opts.backoff(failures))
-			failures++
+		s.writeIfDue()
+	}
+}
+
+// serving is the state of one serve: one lease, the watch of the key, and
+// whether the key holds what it should. It belongs to serve's goroutine.
+type serving struct {
+	r     *Registrar
+	ctx   context.Context
+	lease clientv3.LeaseID
+
+	rev      int64                   // the key's mod revision last seen or written
+	wch      clientv3.WatchChan      // the key's watch; nil while none works
+	pending  chan clientv3.WatchChan // the watch being made; nil when none
+	dirty    bool                    // the wanted value is not in etcd yet
+	retry    <-chan time.Time        // next write attempt
+	recheck  <-chan time.Time        // next read of the key
+	unkept   bool                    // an edit's weight is not yet an override
+	failures int                     // in a row, for the backoff
+}
+
+// watchFrom watches the key from revision from. Watch blocks until etcd
+// takes the request, and the lease must be kept alive meanwhile, so the
+// watch is made on the side and arrives on pending.
+func (s *serving) watchFrom(from int64) {
+	pending := make(chan clientv3.WatchChan, 1)
+	s.wch, s.pending = nil, pending
+	go func() {
+		pending <- s.r.cli.Watch(clientv3.WithRequireLeader(s.ctx), s.r.key, clientv3.WithRev(from))
+	}()
+}
+
+// renewed handles a keepalive response; ok false means the lease is lost.
+// It reports whether it is.
+func (s *serving) renewed(ok bool) (lost bool) {
+	if !ok {
+		s.r.leaseFailed(s.lease, errors.New("lease expired or revoked"))
+		return true
+	}
+	s.r.opts.observer.LeaseRenewed(s.r.reg.Service, s.r.reg.Addr)
+	return false
+}
+
+// watched handles a watch response: the key's changes, or the end of the
+// watch (cancelled or compacted), after which the key is read and watched
+// again. It reports whether the key is lost.
+func (s *serving) watched(wr clientv3.WatchResponse, ok bool) (lost bool) {
+	if !ok || wr.Err() != nil {
+		if ok && !wr.IsProgressNotify() && wr.CompactRevision == 0 {
+			err := etcdutil.Explain(s.ctx, s.r.cli, "watch", wr.Err(), etcdutil.Read(s.r.key))
+			s.r.log.Warn("etcdlb: cannot watch the key; an edit of it is seen only when read", "op", "watch", "key", s.r.key, "err", err)
 		}
+		s.wch, s.recheck = nil, time.After(0)
+		return false
+	}
+	for _, ev := range wr.Events {
+		if ev.Kv.ModRevision == s.rev {
+			continue // our own write
+		}
+		if ev.Type == mvccpb.DELETE {
+			return s.keyDeleted()
+		}
+		s.rev = ev.Kv.ModRevision
+		s.edited(ev.Kv)
+	}
+	return false
+}
+
+// reread reads the key, to see an edit the watch may have missed, and
+// watches it again if the watch failed. It reports whether the key is lost.
+func (s *serving) reread() (lost bool) {
+	s.recheck = nil
+	kv, now, err := s.r.get(s.ctx)
+	if err != nil {
+		s.r.log.Warn("etcdlb: cannot read the key; an edit of it is not seen", "op", "get", "key", s.r.key, "err", err)
+		s.backoffRecheck()
+		return false
+	}
+	if kv == nil {
+		return s.keyDeleted()
+	}
+	if s.wch == nil && s.pending == nil {
+		s.watchFrom(now + 1) // not kv.ModRevision + 1: it may be compacted
+	}
+	if kv.ModRevision != s.rev || s.unkept {
+		s.rev = kv.ModRevision
+		s.edited(kv)
+	}
+	return false
+}
+
+// edited handles someone else's write of the key (see foreign): the key is
+// to be rewritten, unless the edit's weight could not be kept yet; then it
+// is left as it is and read again after a backoff.
+func (s *serving) edited(kv *mvccpb.KeyValue) {
+	rewrite, err := s.r.foreign(s.ctx, kv, s.lease)
+	if s.unkept = err != nil; s.unkept {
+		s.backoffRecheck()
+	}
+	s.dirty = s.dirty || rewrite
+}
+
+func (s *serving) backoffRecheck() {
+	s.recheck = time.After(s.r.opts.Backoff(s.failures))
+	s.failures++
+}
+
+// keyDeleted gives up the lease of a key that someone deleted: the key is
+// written again under a new one.
+func (s *serving) keyDeleted() (lost bool) {
+	s.r.leaseFailed(s.lease, errKeyDeleted)
+	s.r.revoke(s.lease)
+	return true
+}
+
+// writeIfDue writes the wanted value if it is not in etcd, no retry is
+// waited for, and no operator's weight would be lost by it.
+func (s *serving) writeIfDue() {
+	if !s.dirty || s.retry != nil || s.unkept {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.r.opts.RequestTimeout)
+	newRev, err := s.r.write(ctx, s.lease, clientv3.Compare(clientv3.ModRevision(s.r.key), "=", s.rev))
+	cancel()
+	switch {
+	case err == nil:
+		s.rev, s.dirty, s.failures = newRev, false, 0
+	case errors.Is(err, errConflict):
+		// The watch brings the other write; then the value is written
+		// again against its revision.
+		s.retry = time.After(s.r.opts.BackoffMin)
+	default:
+		s.r.log.Warn("etcdlb: update failed; retrying", "op", "put", "key", s.r.key, "err", err)
+		s.retry = time.After(s.r.opts.Backoff(s.failures))
+		s.failures++
 	}
 }
 
@@ -593,7 +666,7 @@ func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clie
 			"lease", leaseHex(clientv3.LeaseID(kv.Lease)))
 		return false, nil
 	}
-	v, err := DecodeValue(r.key, r.reg.Addr, kv.Value)
+	v, err := keyspace.DecodeValue(r.key, r.reg.Addr, kv.Value)
 	r.mu.Lock()
 	own := r.val
 	r.mu.Unlock()
@@ -610,25 +683,25 @@ func (r *Registrar) foreign(ctx context.Context, kv *mvccpb.KeyValue, lease clie
 }
 
 func (r *Registrar) putOverride(ctx context.Context, weight uint32) error {
-	b, err := EncodeOverride(weight)
+	b, err := keyspace.EncodeOverride(weight)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
 	defer cancel()
 	if _, err = r.cli.Put(ctx, r.ovrKey, string(b)); err != nil {
-		return explain(ctx, r.cli, "put", err, write(r.ovrKey))
+		return etcdutil.Explain(ctx, r.cli, "put", err, etcdutil.Write(r.ovrKey))
 	}
 	return nil
 }
 
 // get returns the key, or nil if it does not exist, and the revision read.
 func (r *Registrar) get(ctx context.Context) (*mvccpb.KeyValue, int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(ctx, r.opts.RequestTimeout)
 	defer cancel()
 	resp, err := r.cli.Get(ctx, r.key)
 	if err != nil {
-		return nil, 0, explain(ctx, r.cli, "get", err, read(r.key))
+		return nil, 0, etcdutil.Explain(ctx, r.cli, "get", err, etcdutil.Read(r.key))
 	}
 	if len(resp.Kvs) == 0 {
 		return nil, resp.Header.Revision, nil
@@ -645,28 +718,15 @@ func (r *Registrar) leaseFailed(lease clientv3.LeaseID, err error) {
 		return
 	}
 	r.log.Warn("etcdlb: lease lost; re-registering", "lease", leaseHex(lease), "err", err)
-	if h := r.opts.regHooks.LeaseFailed; h != nil {
-		h(r.reg.Service, r.reg.Addr, err)
-	}
+	r.opts.observer.LeaseFailed(r.reg.Service, r.reg.Addr, err)
 }
 
 // revoke drops a lease that no longer holds the key, best effort.
 func (r *Registrar) revoke(lease clientv3.LeaseID) {
-	ctx, cancel := context.WithTimeout(r.ctx, r.opts.requestTimeout)
+	ctx, cancel := context.WithTimeout(r.ctx, r.opts.RequestTimeout)
 	defer cancel()
 	if _, err := r.cli.Revoke(ctx, lease); err != nil && r.ctx.Err() == nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		r.log.Warn("etcdlb: cannot revoke a lease that no longer holds the key", "op", "revoke", "lease", lease, "err", err)
-	}
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 
@@ -676,7 +736,7 @@ func leaseHex(id clientv3.LeaseID) string { return fmt.Sprintf("%x", int64(id)) 
 // checkDialable refuses an address no client can dial: an unspecified IP
 // (0.0.0.0, ::), on top of checkAddr's rules (port 0 among them).
 func checkDialable(addr string) error {
-	if err := checkAddr(addr); err != nil {
+	if err := keyspace.CheckAddr(addr); err != nil {
 		return err
 	}
 	host, _, _ := net.SplitHostPort(addr)
