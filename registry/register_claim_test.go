@@ -13,6 +13,7 @@ import (
 
 	"github.com/etcdlb/etcdlb/internal/etcdtest"
 	"github.com/etcdlb/etcdlb/internal/poll"
+	"github.com/etcdlb/etcdlb/internal/syncbuf"
 	"github.com/etcdlb/etcdlb/registry"
 )
 
@@ -139,7 +140,7 @@ func TestRegisterEtcdDownNamesCause(t *testing.T) {
 // TestRegisterLogsLeaseInHex logs lease IDs as etcdctl prints them.
 func TestRegisterLogsLeaseInHex(t *testing.T) {
 	e := etcdtest.NewEnv(t)
-	var buf etcdtest.SyncBuffer
+	var buf syncbuf.Buffer
 	r := etcdtest.Register(t, e.Cli, registry.Registration{Service: "echo", Addr: "127.0.0.1:1001"},
 		registry.WithLogger(slog.New(slog.NewTextHandler(&buf, nil))))
 	lease := r.Lease()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/etcdproc"
 	"github.com/etcdlb/etcdlb/internal/poll"
+	"github.com/etcdlb/etcdlb/internal/syncbuf"
 	"github.com/etcdlb/etcdlb/keyspace"
 	"github.com/etcdlb/etcdlb/registry"
 	"github.com/etcdlb/etcdlb/resolver"
@@ -261,24 +261,6 @@ func testPermissions(t *testing.T, a authEtcd) {
 	}
 }
 
-// logBuffer is a slog text log the test can read while it is written.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // runServer registers, changes its weight, drains, sees an in-place edit
 // kept as an override, and deletes its key at once on Close.
 func runServer(t *testing.T, a authEtcd, user string, _ *registry.Registrar, missing *grant) {
@@ -287,7 +269,7 @@ func runServer(t *testing.T, a authEtcd, user string, _ *registry.Registrar, mis
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	defer a.root.Delete(ctx, ovr)
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	cli := a.client(t, user)
 	rctx, rcancel := context.WithTimeout(ctx, 2*time.Second)
 	defer rcancel()
@@ -419,7 +401,7 @@ func (r *recorder) weight(addr string) (uint32, error) {
 func runClient(t *testing.T, a authEtcd, user string, reg *registry.Registrar, missing *grant) {
 	cli := a.client(t, user)
 	rec := &recorder{}
-	var logs logBuffer
+	var logs syncbuf.Buffer
 	r, err := resolver.NewBuilder(cli, resolver.WithRequestTimeout(2*time.Second),
 		resolver.WithLogger(slog.New(slog.NewTextHandler(&logs, nil)))).
 		Build(grpcresolver.Target{URL: *mustURL(t, "etcd:///echo")}, rec, grpcresolver.BuildOptions{})

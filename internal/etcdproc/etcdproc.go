@@ -7,19 +7,19 @@
 package etcdproc
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/etcdlb/etcdlb/internal/syncbuf"
 )
 
 // EnvRequire, when set, makes a missing etcd 3.4 binary a failure.
@@ -124,7 +124,7 @@ func start(t testing.TB, bin, version string) (*Proc, error) {
 		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
 		"--initial-cluster=p="+peer, "--logger=zap", "--log-level=error",
 		"--bcrypt-cost=4")
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer // etcd's output, for an error message
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -194,22 +194,4 @@ func freePorts(n int) ([]int, error) {
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
-}
-
-// syncBuffer collects etcd's output for an error message.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package etcdtest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
@@ -55,22 +54,4 @@ func (h signalHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h signalHandler) WithGroup(g string) slog.Handler {
 	return signalHandler{h.Handler.WithGroup(g), h.on}
-}
-
-// SyncBuffer is a bytes.Buffer that a logger and a test can share.
-type SyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *SyncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *SyncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
