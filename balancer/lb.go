@@ -310,6 +310,7 @@ func (b *lb) snapshotLocked() snapshot {
 				Zone:     c.attrs.Zone,
 				Counters: c.counters,
 				Done:     c.done,
+				State:    c.policyState,
 				// pick_first's READY picker returns its one SubConn
 				// on every pick; any change makes a new picker, and
 				// this one is rebuilt.
@@ -345,7 +346,7 @@ func (b *lb) stateLocked(snap snapshot, firstConnecting int) balancer.State {
 	switch {
 	case len(sel.Endpoints) > 0:
 		b.spilled = sel.Spilled
-		b.current = b.policy.algorithm(b.cfg).NewPicker(sel.Endpoints, b.shared)
+		b.current = b.policy.algorithm(b.cfg.params).NewPicker(sel.Endpoints, b.shared)
 		return balancer.State{ConnectivityState: connectivity.Ready, Picker: b.current}
 	case snap.pending > 0:
 		// Picks wait for a child to become ready, or for the local zone.
