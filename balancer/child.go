@@ -29,7 +29,7 @@ type child struct {
 	lbMu sync.Mutex
 	addr string // for error messages: the endpoint's addresses
 	// policyState is what the policy keeps for this endpoint beyond its
-	// counters (see policy.endpoint), nil when nothing; done is attached to
+	// counters (see policy.perEndpoint), nil when nothing; done is attached to
 	// every pick of the endpoint, bound once so that a pick does not
 	// allocate; nil when the policy keeps no per-RPC state.
 	policyState any
@@ -67,8 +67,8 @@ func (b *lb) newChild(ep resolver.Endpoint) *child {
 		appeared:   b.clock.Now(),
 		state:      balancer.State{ConnectivityState: connectivity.Connecting},
 	}
-	if b.policy.endpoint != nil {
-		c.policyState, c.done = b.policy.endpoint(c.counters)
+	if b.policy.perEndpoint != nil {
+		c.policyState, c.done = b.policy.perEndpoint(c.counters)
 	}
 	c.lb = balancer.Get(pickfirst.Name).Build(c, b.opts)
 	return c

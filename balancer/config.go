@@ -17,8 +17,10 @@ import (
 //
 //	{"loadBalancingConfig":[{"etcdlb_weighted":{"localZone":"eu-1a"}}]}
 //
-// Unknown fields, and fields in the wrong case, are rejected, so that a
-// misspelt field is an error rather than a silently ignored setting.
+// The fields that one policy alone takes (LeastInflightParams) are read
+// from the same object; Params returns them. Unknown fields, fields in the
+// wrong case and another policy's fields are rejected, so that a misspelt
+// field is an error rather than a silently ignored setting.
 type Config struct {
 	serviceconfig.LoadBalancingConfig `json:"-"`
 

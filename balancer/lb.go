@@ -3,6 +3,7 @@ package balancer
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -129,8 +130,18 @@ func (b *lb) config(c serviceconfig.LoadBalancingConfig) (*Config, error) {
 	if c != nil && !ok {
 		return nil, fmt.Errorf("%s: config of type %T, want *balancer.Config: %w", b.policy.name, c, balancer.ErrBadResolverState)
 	}
-	if cfg == nil {
+	switch {
+	case cfg == nil:
 		cfg = defaultConfig(b.policy)
+	case reflect.TypeOf(cfg.params) == reflect.TypeOf(b.policy.params):
+	case cfg.params == nil:
+		// A Config made by hand rather than parsed: the policy's own
+		// fields take their defaults.
+		own := *cfg
+		own.params = b.policy.params
+		cfg = &own
+	default:
+		return nil, fmt.Errorf("%s: config with the fields of another policy (%T): %w", b.policy.name, cfg.params, balancer.ErrBadResolverState)
 	}
 	return cfg, nil
 }

@@ -31,11 +31,11 @@ var policies = []*policy{
 		algorithm: func(Params) picker.Algorithm { return picker.Weighted{} },
 	},
 	{
-		name:     LeastInflightName,
-		weights:  WeightsSampled,
-		tracks:   picker.Inflight,
-		endpoint: func(c *picker.Counters) (any, func(balancer.DoneInfo)) { return nil, c.Done },
-		params:   LeastInflightParams{ChoiceCount: picker.DefaultChoiceCount},
+		name:        LeastInflightName,
+		weights:     WeightsSampled,
+		tracks:      picker.Inflight,
+		perEndpoint: func(c *picker.Counters) (any, func(balancer.DoneInfo)) { return nil, c.Done },
+		params:      LeastInflightParams{ChoiceCount: picker.DefaultChoiceCount},
 		algorithm: func(p Params) picker.Algorithm {
 			return picker.LeastInflight{ChoiceCount: p.(LeastInflightParams).ChoiceCount}
 		},
@@ -68,14 +68,14 @@ type policy struct {
 	// tracks is what its pickers keep in the endpoints' Counters; the core
 	// reports it in the metrics.
 	tracks picker.Tracks
-	// endpoint, when set, is called once for each endpoint the balancer
+	// perEndpoint, when set, is called once for each endpoint the balancer
 	// adds, with the endpoint's Counters. It returns the state the policy
 	// keeps for that endpoint beyond Counters (nil for none), which
 	// outlives pickers, dies with the endpoint and reaches the pickers as
 	// picker.Endpoint.State; and the Done to attach to every pick of the
 	// endpoint (nil for none), bound once so that a pick does not
 	// allocate.
-	endpoint func(c *picker.Counters) (state any, done func(balancer.DoneInfo))
+	perEndpoint func(c *picker.Counters) (state any, done func(balancer.DoneInfo))
 	// params holds the defaults of the config fields that this policy
 	// alone takes; nil when it takes none. Every other policy rejects
 	// them.

@@ -26,11 +26,11 @@ const toyName = "etcdlb_test_fewest_ended"
 
 // toyEntry is the toy policy's table entry.
 var toyEntry = &policy{
-	name:      toyName,
-	weights:   WeightsIgnored,
-	endpoint:  func(*picker.Counters) (any, func(balancer.DoneInfo)) { s := new(toyState); return s, s.done },
-	params:    toyParams{Bias: 1},
-	algorithm: func(p Params) picker.Algorithm { return toyAlgorithm{bias: p.(toyParams).Bias} },
+	name:        toyName,
+	weights:     WeightsIgnored,
+	perEndpoint: func(*picker.Counters) (any, func(balancer.DoneInfo)) { s := new(toyState); return s, s.done },
+	params:      toyParams{Bias: 1},
+	algorithm:   func(p Params) picker.Algorithm { return toyAlgorithm{bias: p.(toyParams).Bias} },
 }
 
 // toyParams are the toy's own config field: toyBias, from 1 (the default)
@@ -217,4 +217,19 @@ func toySplit(p balancer.Picker, n int) string {
 		}
 	}
 	return strings.Join(s, " ")
+}
+
+// TestConfigMadeByHand checks that a Config not made by the policy's parser
+// neither panics nor picks with another policy's fields: without params it
+// takes the policy's defaults; with another policy's it is an error.
+func TestConfigMadeByHand(t *testing.T) {
+	withToy(t)
+	b := &lb{policy: policyNamed(LeastInflightName)}
+	cfg, err := b.config(&Config{LocalZoneMinReady: 1})
+	if err != nil || cfg.Params() != (LeastInflightParams{ChoiceCount: 2}) {
+		t.Errorf("a Config without params: got %+v, %v; want choiceCount 2", cfg, err)
+	}
+	if _, err := b.config(&Config{params: toyParams{Bias: 1}}); err == nil || !strings.Contains(err.Error(), "another policy") {
+		t.Errorf("a Config with the toy's params: error %v, want one about another policy", err)
+	}
 }

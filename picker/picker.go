@@ -4,10 +4,10 @@
 // preference applied when a picker is built.
 //
 // A picker is built on every state change and then only read: Pick takes no
-// lock, touches no map and allocates nothing. State that must outlive a picker
-// (each endpoint's Counters and Done, and the Shared feedback of one owner's
-// successive pickers) belongs to the caller, usually the balancer, and is
-// passed in.
+// lock, touches no map and allocates nothing. State that must outlive a
+// picker (each endpoint's Counters, Done and the algorithm's own State, and
+// the Shared feedback of one owner's successive pickers) belongs to the
+// caller, usually the balancer, and is passed in.
 //
 // An Algorithm builds a picker of its own concrete type, rather than
 // supplying a next-index method to a picker written once (as grpc-go's
