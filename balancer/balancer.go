@@ -18,26 +18,31 @@
 // The core (lb and child: the children, rebuilds, zone selection and the
 // wait for the local zone, drain, error messages, metrics) is written once.
 // What tells the policies apart is one entry each in the table in
-// policies.go: the name, how the picks follow weights, the per-endpoint
-// state the pickers keep (picker.Tracks), the config fields only this
-// policy takes with their defaults and limits, and the picker.Algorithm.
+// policies.go: the name, how the picks follow weights, what its pickers
+// keep in the endpoints' Counters (picker.Tracks, reported in the metrics),
+// the state it keeps per endpoint beyond them and the Done bound from it,
+// the config fields only this policy takes (a Params struct with their
+// defaults and limits), and the picker.Algorithm built from those fields.
 // Config parsing, the metrics, the demo, the benchmarks and the tests that
 // run every policy read the table (Policies, Names).
 //
-// To add a policy:
+// A new policy touches exactly these files, and no other:
 //
-//  1. write its algorithm in a file of its own in package picker: a type
-//     that implements picker.Algorithm, whose NewPicker builds an immutable
-//     picker of its own type (no lock, no allocation per pick), using
-//     fixedResults and pickEndpoint as the others do;
-//  2. if it keeps per-endpoint state beyond what picker.Tracks offers, add
-//     a Tracks bit and the state to picker.Counters (which the balancer
-//     packs densely; keep it small);
-//  3. add its name constant and its entry to the table; a config field of
-//     its own is a field of Config (with its doc) and a param in the entry;
-//  4. test the algorithm in picker, and the entry in balancer's
-//     table-driven tests (they pick it up by themselves), and document it
-//     in the README's Policies section.
+//  1. its picker file, picker/<policy>.go: a type that implements
+//     picker.Algorithm, whose NewPicker builds an immutable picker of its
+//     own type (no lock, no allocation per pick), using fixedResults and
+//     pickEndpoint as the others do; per-endpoint state of its own comes
+//     in picker.Endpoint.State, converted to its own type in NewPicker;
+//  2. balancer/policies.go: its name constant and its table entry, and its
+//     Params type (exported, documented, comparable, with JSON tags and a
+//     check method whose errors name the field) when it takes config
+//     fields; the entry's perEndpoint func makes its per-endpoint state and
+//     binds the Done that ends a call;
+//  3. its tests: the algorithm's in picker; balancer's table-driven tests
+//     (config, fuzzing, every policy on fake and real connections) pick
+//     the entry up by themselves, as policytable_test.go shows with a toy
+//     fourth policy that has a config field and per-endpoint state;
+//  4. the docs: the README's Policies section.
 package balancer
 
 import (

@@ -3,6 +3,7 @@ package balancer_test
 import (
 	"errors"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +23,10 @@ var allPolicies = etcdlb.Names()
 
 func TestParseConfig(t *testing.T) {
 	second := etcdlb.Duration(time.Second)
+	leastInflight := func(choiceCount int) etcdlb.Config {
+		return etcdlb.WithParams(etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second},
+			etcdlb.LeastInflightParams{ChoiceCount: choiceCount})
+	}
 	tests := []struct {
 		policy, config string
 		want           etcdlb.Config
@@ -29,10 +34,10 @@ func TestParseConfig(t *testing.T) {
 	}{
 		{policy: etcdlb.WeightedName, config: `{}`, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second}},
 		{policy: etcdlb.WeightedName, config: ``, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second}},
-		{policy: etcdlb.LeastInflightName, config: `{}`, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second, ChoiceCount: 2}},
+		{policy: etcdlb.LeastInflightName, config: `{}`, want: leastInflight(2)},
 		{policy: etcdlb.RoundRobinName, config: `{"localZone":"eu-1a","localZoneMinReady":3}`,
 			want: etcdlb.Config{LocalZone: "eu-1a", LocalZoneMinReady: 3, LocalZoneWait: second}},
-		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":10}`, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second, ChoiceCount: 10}},
+		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":10}`, want: leastInflight(10)},
 		{policy: etcdlb.WeightedName, config: `{"localZoneWait":"0.25s"}`,
 			want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: etcdlb.Duration(250 * time.Millisecond)}},
 		{policy: etcdlb.WeightedName, config: `{"localZoneWait":"0s"}`, want: etcdlb.Config{LocalZoneMinReady: 1}},
@@ -43,7 +48,7 @@ func TestParseConfig(t *testing.T) {
 		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":1}`, wantErr: "choiceCount: 1, must be at least 2"},
 		// Above 10 counts as 10, as grpc-go's least_request_experimental
 		// takes it (gRFC A48).
-		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":11}`, want: etcdlb.Config{LocalZoneMinReady: 1, LocalZoneWait: second, ChoiceCount: 10}},
+		{policy: etcdlb.LeastInflightName, config: `{"choiceCount":11}`, want: leastInflight(10)},
 		{policy: etcdlb.WeightedName, config: `{"choiceCount":2}`, wantErr: "choiceCount: only etcdlb_least_inflight"},
 		{policy: etcdlb.WeightedName, config: `{"localZoneMinReady":0}`, wantErr: "localZoneMinReady: 0, must be at least 1"},
 		{policy: etcdlb.WeightedName, config: `{"localzone":"a"}`, wantErr: `config field "localzone": unknown`},
@@ -399,13 +404,13 @@ func TestTableMatchesTheRegistry(t *testing.T) {
 	}
 }
 
-// TestParamsAreConfigFields checks that the config fields the table gives
-// a policy alone are fields of Config, which config parsing reads by name.
-func TestParamsAreConfigFields(t *testing.T) {
+// TestParamsAreNotConfigFields checks that no policy's own config field
+// has the name of a field of Config, which every policy takes.
+func TestParamsAreNotConfigFields(t *testing.T) {
 	for policy, fields := range etcdlb.ParamFields() {
-		for field, ok := range fields {
-			if !ok {
-				t.Errorf("%s: param %q is not a field of Config", policy, field)
+		for _, field := range fields {
+			if slices.Contains(etcdlb.ConfigFields(), field) {
+				t.Errorf("%s: param %q is a field of Config", policy, field)
 			}
 		}
 	}

@@ -28,9 +28,12 @@ type child struct {
 	// before parent.mu, never while holding it (see lb).
 	lbMu sync.Mutex
 	addr string // for error messages: the endpoint's addresses
-	// done ends an RPC picked on this endpoint. Bound once, so a pick does
-	// not allocate; nil when the policy keeps no per-RPC state.
-	done func(balancer.DoneInfo)
+	// policyState is what the policy keeps for this endpoint beyond its
+	// counters (see policy.perEndpoint), nil when nothing; done is attached to
+	// every pick of the endpoint, bound once so that a pick does not
+	// allocate; nil when the policy keeps no per-RPC state.
+	policyState any
+	done        func(balancer.DoneInfo)
 
 	// Accessed atomically, on the pick path; from the parent's counterSlab.
 	// They outlive pickers, so an RPC that ends after a rebuild decrements
@@ -64,7 +67,9 @@ func (b *lb) newChild(ep resolver.Endpoint) *child {
 		appeared:   b.clock.Now(),
 		state:      balancer.State{ConnectivityState: connectivity.Connecting},
 	}
-	c.done = b.policy.tracks.Done(c.counters)
+	if b.policy.perEndpoint != nil {
+		c.policyState, c.done = b.policy.perEndpoint(c.counters)
+	}
 	c.lb = balancer.Get(pickfirst.Name).Build(c, b.opts)
 	return c
 }

@@ -17,8 +17,10 @@ import (
 //
 //	{"loadBalancingConfig":[{"etcdlb_weighted":{"localZone":"eu-1a"}}]}
 //
-// Unknown fields, and fields in the wrong case, are rejected, so that a
-// misspelt field is an error rather than a silently ignored setting.
+// The fields that one policy alone takes (LeastInflightParams) are read
+// from the same object; Params returns them. Unknown fields, fields in the
+// wrong case and another policy's fields are rejected, so that a misspelt
+// field is an error rather than a silently ignored setting.
 type Config struct {
 	serviceconfig.LoadBalancingConfig `json:"-"`
 
@@ -45,11 +47,31 @@ type Config struct {
 	// or negative is rejected.
 	LocalZoneWait Duration `json:"localZoneWait"`
 
-	// ChoiceCount is how many endpoints etcdlb_least_inflight samples per
-	// pick. Default 2; below 2 is rejected, above 10 counts as 10, as
-	// grpc-go's least_request_experimental takes it (gRFC A48). Only
-	// etcdlb_least_inflight accepts it.
-	ChoiceCount int `json:"choiceCount,omitempty"`
+	// params are the fields that this config's policy alone takes (see
+	// Params), in the same JSON object; nil when it takes none.
+	params Params
+}
+
+// Params returns the config fields that the policy alone takes, a value of
+// its own type (LeastInflightParams); nil when it takes none.
+func (c *Config) Params() Params { return c.params }
+
+// MarshalJSON writes Config's fields and its policy's params in one object,
+// as parseConfig reads them.
+func (c Config) MarshalJSON() ([]byte, error) {
+	type fields Config // without this method
+	b, err := json.Marshal(fields(c))
+	if err != nil || c.params == nil {
+		return b, err
+	}
+	pb, err := json.Marshal(c.params)
+	if err != nil || string(pb) == "{}" {
+		return b, err
+	}
+	if string(b) == "{}" {
+		return pb, nil
+	}
+	return append(append(b[:len(b)-1], ','), pb[1:]...), nil
 }
 
 const maxZoneLength = 256
@@ -86,30 +108,39 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// configFields are the JSON names of Config's fields, read from its tags,
-// and their indices in Config.
-var configFields, configIndex = jsonFields(reflect.TypeFor[Config]())
+// configFields are the JSON names of Config's fields, read from its tags.
+var configFields = jsonFields(reflect.TypeFor[Config]())
 
-// jsonFields returns the JSON names of t's fields, in their order, and
-// their indices.
-func jsonFields(t reflect.Type) (names []string, index map[string]int) {
-	index = map[string]int{}
+// jsonFields returns the JSON names of t's fields, in their order.
+func jsonFields(t reflect.Type) []string {
+	var names []string
 	for f := range t.Fields() {
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		if f.IsExported() && name != "-" && name != "" {
+		if name := jsonName(f); name != "" {
 			names = append(names, name)
-			index[name] = f.Index[0]
 		}
 	}
-	return names, index
+	return names
+}
+
+// jsonName is the JSON name of f, "" when encoding/json skips it.
+func jsonName(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+	if !f.IsExported() || name == "-" {
+		return ""
+	}
+	return name
+}
+
+// paramFields returns the JSON names of p's params, none when it takes none.
+func (p *policy) paramFields() []string {
+	if p.params == nil {
+		return nil
+	}
+	return jsonFields(reflect.TypeOf(p.params))
 }
 
 func defaultConfig(p *policy) *Config {
-	c := &Config{LocalZoneMinReady: 1, LocalZoneWait: defaultLocalZoneWait}
-	for _, pa := range p.params {
-		pa.setDefault(c)
-	}
-	return c
+	return &Config{LocalZoneMinReady: 1, LocalZoneWait: defaultLocalZoneWait, params: p.params}
 }
 
 // parseConfig fills the defaults, then unmarshals js over them, then
@@ -125,21 +156,56 @@ func parseConfig(p *policy, js json.RawMessage) (*Config, error) {
 	if err := json.Unmarshal(js, &fields); err != nil {
 		return nil, fmt.Errorf("%s: config %s: %w", p.name, js, err)
 	}
+	own := append(slices.Clip(configFields), p.paramFields()...)
 	for name := range fields {
-		if !slices.Contains(configFields, name) {
-			return nil, fmt.Errorf("%s: config field %q: unknown; the fields are %s", p.name, name, strings.Join(configFields, ", "))
+		if !slices.Contains(own, name) && takers(name) == nil {
+			return nil, fmt.Errorf("%s: config field %q: unknown; the fields are %s", p.name, name, strings.Join(own, ", "))
 		}
 	}
-	if err := json.Unmarshal(js, c); err != nil {
-		return nil, fmt.Errorf("%s: config %s: %w", p.name, js, fieldError(fields, err))
+	if err := decodeConfig(p, c, js, fields); err != nil {
+		return nil, fmt.Errorf("%s: config %s: %w", p.name, js, err)
 	}
 	if err := checkCommon(c); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.name, err)
 	}
-	if err := checkParams(p, c); err != nil {
+	if err := checkParams(p, c, js, fields); err != nil {
 		return nil, fmt.Errorf("%s: %w", p.name, err)
 	}
 	return c, nil
+}
+
+// decodeConfig unmarshals js over c and over c's params.
+func decodeConfig(p *policy, c *Config, js []byte, fields map[string]json.RawMessage) error {
+	if err := decode(js, fields, c); err != nil {
+		return err
+	}
+	if c.params == nil {
+		return nil
+	}
+	v := reflect.New(reflect.TypeOf(c.params))
+	v.Elem().Set(reflect.ValueOf(c.params))
+	if err := decode(js, fields, v.Interface()); err != nil {
+		return err
+	}
+	c.params = v.Elem().Interface().(Params)
+	return nil
+}
+
+// decode unmarshals js over dst, a pointer to a struct, and names the field
+// of fields whose value an error is about: the errors of a field's own
+// UnmarshalJSON do not.
+func decode(js []byte, fields map[string]json.RawMessage, dst any) error {
+	err := json.Unmarshal(js, dst)
+	if err == nil {
+		return nil
+	}
+	t := reflect.TypeOf(dst).Elem()
+	for name, v := range fields {
+		if json.Unmarshal(fmt.Appendf(nil, "{%q:%s}", name, v), reflect.New(t).Interface()) != nil {
+			return fmt.Errorf("config field %s: %w", name, err)
+		}
+	}
+	return err
 }
 
 // checkCommon checks the fields every policy takes.
@@ -157,53 +223,40 @@ func checkCommon(c *Config) error {
 }
 
 // checkParams rejects the fields that other policies take and p does not,
-// and checks p's own.
-func checkParams(p *policy, c *Config) error {
+// when set to other than their zero value, and checks p's own.
+func checkParams(p *policy, c *Config, js []byte, fields map[string]json.RawMessage) error {
 	for _, other := range policies {
-		for _, pa := range other.params {
-			if !p.takes(pa.field) && !configField(c, pa.field).IsZero() {
-				return fmt.Errorf("config field %s: only %s takes it", pa.field, strings.Join(takers(pa.field), ", "))
+		if other.params == nil || p.params != nil && reflect.TypeOf(other.params) == reflect.TypeOf(p.params) {
+			continue
+		}
+		t := reflect.TypeOf(other.params)
+		v := reflect.New(t)
+		if err := decode(js, fields, v.Interface()); err != nil {
+			return fmt.Errorf("config %s: %w", js, err)
+		}
+		for f := range t.Fields() {
+			name := jsonName(f)
+			if _, set := fields[name]; set && !slices.Contains(p.paramFields(), name) && !v.Elem().FieldByIndex(f.Index).IsZero() {
+				return fmt.Errorf("config field %s: only %s takes it", name, strings.Join(takers(name), ", "))
 			}
 		}
 	}
-	for _, pa := range p.params {
-		if err := pa.check(c); err != nil {
-			return fmt.Errorf("config field %s: %w", pa.field, err)
-		}
+	if c.params == nil {
+		return nil
 	}
-	return nil
+	var err error
+	c.params, err = c.params.check()
+	return err
 }
 
-// takes reports whether p has the param field.
-func (p *policy) takes(field string) bool {
-	return slices.ContainsFunc(p.params, func(pa param) bool { return pa.field == field })
-}
-
-// takers returns the names of the policies that have the param field.
-func takers(field string) []string {
+// takers returns the names of the policies whose params have the field
+// name.
+func takers(name string) []string {
 	var names []string
 	for _, p := range policies {
-		if p.takes(field) {
+		if slices.Contains(p.paramFields(), name) {
 			names = append(names, p.name)
 		}
 	}
 	return names
-}
-
-// configField returns the field of c whose JSON name is name, which the
-// table's params name and TestParamsAreConfigFields checks.
-func configField(c *Config, name string) reflect.Value {
-	return reflect.ValueOf(c).Elem().Field(configIndex[name])
-}
-
-// fieldError names the field of fields whose value err is about: the
-// errors of a field's own UnmarshalJSON do not.
-func fieldError(fields map[string]json.RawMessage, err error) error {
-	for name, v := range fields {
-		var c Config
-		if json.Unmarshal([]byte(fmt.Sprintf("{%q:%s}", name, v)), &c) != nil {
-			return fmt.Errorf("config field %s: %w", name, err)
-		}
-	}
-	return err
 }

@@ -2,6 +2,7 @@ package balancer_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -39,10 +40,14 @@ func FuzzParseConfig(f *testing.F) {
 		if c.LocalZoneMinReady < 1 || len(c.LocalZone) > 256 {
 			t.Fatalf("%s accepted %q as %+v", name, js, c)
 		}
-		_, takesChoiceCount := etcdlb.ParamFields()[name]["choiceCount"]
-		if lo, hi := 2, 10; takesChoiceCount && (c.ChoiceCount < lo || c.ChoiceCount > hi) ||
-			!takesChoiceCount && c.ChoiceCount != 0 {
-			t.Fatalf("%s accepted %q with choiceCount %d", name, js, c.ChoiceCount)
+		takesChoiceCount := slices.Contains(etcdlb.ParamFields()[name], "choiceCount")
+		var choiceCount int
+		if p, ok := c.Params().(etcdlb.LeastInflightParams); ok {
+			choiceCount = p.ChoiceCount
+		}
+		if lo, hi := 2, 10; takesChoiceCount && (choiceCount < lo || choiceCount > hi) ||
+			!takesChoiceCount && choiceCount != 0 {
+			t.Fatalf("%s accepted %q with choiceCount %d", name, js, choiceCount)
 		}
 		again, err := json.Marshal(c)
 		if err != nil {

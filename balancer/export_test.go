@@ -102,15 +102,20 @@ func ChildStates(bal balancer.Balancer) string {
 }
 
 // ParamFields returns, for each policy, the JSON names of the config fields
-// it alone takes, and whether each is a field of Config.
-func ParamFields() map[string]map[string]bool {
-	m := map[string]map[string]bool{}
+// it alone takes.
+func ParamFields() map[string][]string {
+	m := map[string][]string{}
 	for _, p := range policies {
-		m[p.name] = map[string]bool{}
-		for _, pa := range p.params {
-			_, ok := configIndex[pa.field]
-			m[p.name][pa.field] = ok
-		}
+		m[p.name] = p.paramFields()
 	}
 	return m
+}
+
+// ConfigFields returns the JSON names of Config's own fields.
+func ConfigFields() []string { return configFields }
+
+// WithParams returns c with the policy's params p.
+func WithParams(c Config, p Params) Config {
+	c.params = p
+	return c
 }

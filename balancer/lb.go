@@ -3,6 +3,7 @@ package balancer
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -129,8 +130,18 @@ func (b *lb) config(c serviceconfig.LoadBalancingConfig) (*Config, error) {
 	if c != nil && !ok {
 		return nil, fmt.Errorf("%s: config of type %T, want *balancer.Config: %w", b.policy.name, c, balancer.ErrBadResolverState)
 	}
-	if cfg == nil {
+	switch {
+	case cfg == nil:
 		cfg = defaultConfig(b.policy)
+	case reflect.TypeOf(cfg.params) == reflect.TypeOf(b.policy.params):
+	case cfg.params == nil:
+		// A Config made by hand rather than parsed: the policy's own
+		// fields take their defaults.
+		own := *cfg
+		own.params = b.policy.params
+		cfg = &own
+	default:
+		return nil, fmt.Errorf("%s: config with the fields of another policy (%T): %w", b.policy.name, cfg.params, balancer.ErrBadResolverState)
 	}
 	return cfg, nil
 }
@@ -310,6 +321,7 @@ func (b *lb) snapshotLocked() snapshot {
 				Zone:     c.attrs.Zone,
 				Counters: c.counters,
 				Done:     c.done,
+				State:    c.policyState,
 				// pick_first's READY picker returns its one SubConn
 				// on every pick; any change makes a new picker, and
 				// this one is rebuilt.
@@ -345,7 +357,7 @@ func (b *lb) stateLocked(snap snapshot, firstConnecting int) balancer.State {
 	switch {
 	case len(sel.Endpoints) > 0:
 		b.spilled = sel.Spilled
-		b.current = b.policy.algorithm(b.cfg).NewPicker(sel.Endpoints, b.shared)
+		b.current = b.policy.algorithm(b.cfg.params).NewPicker(sel.Endpoints, b.shared)
 		return balancer.State{ConnectivityState: connectivity.Ready, Picker: b.current}
 	case snap.pending > 0:
 		// Picks wait for a child to become ready, or for the local zone.

@@ -3,6 +3,8 @@ package balancer
 import (
 	"fmt"
 
+	"google.golang.org/grpc/balancer"
+
 	"github.com/etcdlb/etcdlb/picker"
 )
 
@@ -21,33 +23,41 @@ var policies = []*policy{
 	{
 		name:      RoundRobinName,
 		weights:   WeightsIgnored,
-		algorithm: func(*Config) picker.Algorithm { return picker.RoundRobin{} },
+		algorithm: func(Params) picker.Algorithm { return picker.RoundRobin{} },
 	},
 	{
 		name:      WeightedName,
 		weights:   WeightsExact,
-		algorithm: func(*Config) picker.Algorithm { return picker.Weighted{} },
+		algorithm: func(Params) picker.Algorithm { return picker.Weighted{} },
 	},
 	{
-		name:    LeastInflightName,
-		weights: WeightsSampled,
-		tracks:  picker.Inflight,
-		params: []param{{
-			field: "choiceCount",
-			// As grpc-go's least_request_experimental (gRFC A48): below 2
-			// is an error, above 10 is lowered to 10.
-			setDefault: func(c *Config) { c.ChoiceCount = picker.DefaultChoiceCount },
-			check: func(c *Config) error {
-				if c.ChoiceCount < picker.MinChoiceCount {
-					return fmt.Errorf("%d, must be at least %d (above %d counts as %[3]d)",
-						c.ChoiceCount, picker.MinChoiceCount, picker.MaxChoiceCount)
-				}
-				c.ChoiceCount = min(c.ChoiceCount, picker.MaxChoiceCount)
-				return nil
-			},
-		}},
-		algorithm: func(c *Config) picker.Algorithm { return picker.LeastInflight{ChoiceCount: c.ChoiceCount} },
+		name:        LeastInflightName,
+		weights:     WeightsSampled,
+		tracks:      picker.Inflight,
+		perEndpoint: func(c *picker.Counters) (any, func(balancer.DoneInfo)) { return nil, c.Done },
+		params:      LeastInflightParams{ChoiceCount: picker.DefaultChoiceCount},
+		algorithm: func(p Params) picker.Algorithm {
+			return picker.LeastInflight{ChoiceCount: p.(LeastInflightParams).ChoiceCount}
+		},
 	},
+}
+
+// LeastInflightParams are the config fields that etcdlb_least_inflight
+// alone takes, besides Config's.
+type LeastInflightParams struct {
+	// ChoiceCount is how many endpoints each pick samples. Default 2;
+	// below 2 is rejected, above 10 counts as 10, as grpc-go's
+	// least_request_experimental takes it (gRFC A48).
+	ChoiceCount int `json:"choiceCount,omitempty"`
+}
+
+func (p LeastInflightParams) check() (Params, error) {
+	if p.ChoiceCount < picker.MinChoiceCount {
+		return nil, fmt.Errorf("config field choiceCount: %d, must be at least %d (above %d counts as %[3]d)",
+			p.ChoiceCount, picker.MinChoiceCount, picker.MaxChoiceCount)
+	}
+	p.ChoiceCount = min(p.ChoiceCount, picker.MaxChoiceCount)
+	return p, nil
 }
 
 // policy is one entry of the table.
@@ -55,24 +65,34 @@ type policy struct {
 	name string
 	// weights is how its picks follow the endpoints' weights.
 	weights Weights
-	// tracks is the per-endpoint state its pickers keep in the endpoints'
-	// Counters, which outlive pickers; the core binds each endpoint's Done
-	// from it and reports what it tracks in the metrics.
+	// tracks is what its pickers keep in the endpoints' Counters; the core
+	// reports it in the metrics.
 	tracks picker.Tracks
-	// params are the config fields that this policy alone takes, each a
-	// field of Config; every other policy rejects them.
-	params []param
-	// algorithm returns the policy's algorithm configured by c.
-	algorithm func(c *Config) picker.Algorithm
+	// perEndpoint, when set, is called once for each endpoint the balancer
+	// adds, with the endpoint's Counters. It returns the state the policy
+	// keeps for that endpoint beyond Counters (nil for none), which
+	// outlives pickers, dies with the endpoint and reaches the pickers as
+	// picker.Endpoint.State; and the Done to attach to every pick of the
+	// endpoint (nil for none), bound once so that a pick does not
+	// allocate.
+	perEndpoint func(c *picker.Counters) (state any, done func(balancer.DoneInfo))
+	// params holds the defaults of the config fields that this policy
+	// alone takes; nil when it takes none. Every other policy rejects
+	// them.
+	params Params
+	// algorithm returns the policy's algorithm configured by its params
+	// (a value of params' type, checked; nil when params is nil).
+	algorithm func(Params) picker.Algorithm
 }
 
-// param is a config field that only some policies take.
-type param struct {
-	field      string // its JSON name in Config
-	setDefault func(*Config)
-	// check validates the field's value, and may adjust it (clamp); its
-	// error says what is wrong with the value, the caller names the field.
-	check func(*Config) error
+// Params are the config fields that one policy alone takes: a comparable
+// struct (LeastInflightParams) whose exported fields have JSON tags, as
+// Config's do, read from the same JSON object. Config.Params returns them.
+type Params interface {
+	// check validates the values, and returns them adjusted where the
+	// policy adjusts them (clamps); its error names the field, as
+	// "config field choiceCount: ...".
+	check() (Params, error)
 }
 
 // Weights is how a policy's picks follow the endpoints' weights.

@@ -4,10 +4,10 @@
 // preference applied when a picker is built.
 //
 // A picker is built on every state change and then only read: Pick takes no
-// lock, touches no map and allocates nothing. State that must outlive a picker
-// (each endpoint's Counters and Done, and the Shared feedback of one owner's
-// successive pickers) belongs to the caller, usually the balancer, and is
-// passed in.
+// lock, touches no map and allocates nothing. State that must outlive a
+// picker (each endpoint's Counters, Done and the algorithm's own State, and
+// the Shared feedback of one owner's successive pickers) belongs to the
+// caller, usually the balancer, and is passed in.
 //
 // An Algorithm builds a picker of its own concrete type, rather than
 // supplying a next-index method to a picker written once (as grpc-go's
@@ -35,7 +35,8 @@ type Algorithm interface {
 }
 
 // Tracks is the per-endpoint state a policy's pickers keep in each
-// endpoint's Counters, beyond the picks every picker counts.
+// endpoint's Counters, beyond the picks every picker counts. State of
+// other kinds is the policy's own (Endpoint.State).
 type Tracks uint8
 
 const (
@@ -46,16 +47,6 @@ const (
 
 // Has reports whether t includes u.
 func (t Tracks) Has(u Tracks) bool { return t&u == u }
-
-// Done returns the Done to give each pick of the endpoint whose Counters are
-// c: bound once per endpoint, so that a pick does not allocate; nil when t
-// keeps no per-call state.
-func (t Tracks) Done(c *Counters) func(balancer.DoneInfo) {
-	if t.Has(Inflight) {
-		return c.Done
-	}
-	return nil
-}
 
 // Shared is the feedback that one owner's successive pickers share: what
 // one picker learnt that the next should be built with. Today it holds
@@ -111,6 +102,12 @@ type Endpoint struct {
 	// Done, when set, is attached to every pick of this endpoint. It is made
 	// once per endpoint, so that a pick does not allocate a closure.
 	Done func(balancer.DoneInfo)
+	// State is what the algorithm keeps for this endpoint beyond Counters,
+	// nil when nothing: the algorithm's own type, made by the owner once
+	// per endpoint (in package balancer, by the policy's table entry), so
+	// that it outlives pickers. An algorithm converts it to its own type
+	// when it builds a picker, never per pick.
+	State any
 	// Fixed says that Picker returns the same result, whatever the
 	// PickInfo, until it is replaced, as pick_first's picker does while
 	// READY. When every endpoint is Fixed, every algorithm asks each once,
