@@ -191,7 +191,7 @@ func (r *Registrar) firstWrite(ctx context.Context) error {
 		case Registered:
 			return nil
 		case Closed:
-			if errors.Is(err, ErrKeyHeld) {
+			if refused(err) {
 				return fmt.Errorf("etcdlb: register: %w", err)
 			}
 			return fmt.Errorf("etcdlb: register %s: etcd client closed", r.key)
@@ -334,6 +334,14 @@ func (r *Registrar) Close() error {
 	return r.Deregister(ctx)
 }
 
+// refused reports whether a first registration failed for a reason that
+// retrying does not change: the key is held by another registration, or
+// etcd denies this user a permission it needs (the error names which).
+// Register returns such an error at once rather than when its context ends.
+func refused(err error) bool {
+	return errors.Is(err, ErrKeyHeld) || errors.Is(err, rpctypes.ErrPermissionDenied)
+}
+
 func (r *Registrar) setState(s RegistrationState) {
 	r.mu.Lock()
 	r.state = s
@@ -363,8 +371,8 @@ func (r *Registrar) run() {
 			r.mu.Lock()
 			r.lastErr = err
 			r.mu.Unlock()
-			if !registered && errors.Is(err, ErrKeyHeld) {
-				return // Register refuses it
+			if !registered && refused(err) {
+				return // Register returns it: retrying cannot help
 			}
 			r.log.Warn("etcdlb: registration failed; retrying", "err", err)
 			r.opts.observer.LeaseFailed(r.reg.Service, r.reg.Addr, err)

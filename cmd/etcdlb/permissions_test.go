@@ -285,6 +285,9 @@ func runServer(t *testing.T, a authEtcd, user string, _ *registry.Registrar, mis
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("Register: %v; want an error saying %s", err, want)
 		}
+		if rctx.Err() != nil {
+			t.Errorf("Register: %v; want the refusal at once, not when its context ends", err)
+		}
 		return
 	}
 	if err != nil {
