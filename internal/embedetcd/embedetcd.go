@@ -135,7 +135,7 @@ func (c *Cluster) startNew() error {
 	c.members = nil
 	var initial []string
 	for i := 0; i < c.opts.Members; i++ {
-		ports, err := freePorts(2)
+		ports, err := FreePorts(2)
 		if err != nil {
 			return err
 		}
@@ -415,6 +415,16 @@ func (c *Cluster) removeDir() {
 func (c *Cluster) enableAuth() error {
 	cfg := c.ClientConfig()
 	cfg.Username, cfg.Password = "", ""
+	if err := EnableRootAuth(cfg); err != nil {
+		return fmt.Errorf("embedetcd: %w", err)
+	}
+	return nil
+}
+
+// EnableRootAuth connects with cfg (no user yet), makes user root with
+// password RootPassword and the root role, and turns auth on: for this
+// package's servers and for an etcd process started by a test.
+func EnableRootAuth(cfg clientv3.Config) error {
 	cli, err := clientv3.New(cfg)
 	if err != nil {
 		return err
@@ -423,20 +433,20 @@ func (c *Cluster) enableAuth() error {
 	ctx, cancel := contextTimeout(10 * time.Second)
 	defer cancel()
 	if _, err := cli.UserAdd(ctx, "root", RootPassword); err != nil {
-		return fmt.Errorf("embedetcd: add root: %w", err)
+		return fmt.Errorf("add root: %w", err)
 	}
 	if _, err := cli.UserGrantRole(ctx, "root", "root"); err != nil {
-		return fmt.Errorf("embedetcd: grant root: %w", err)
+		return fmt.Errorf("grant root: %w", err)
 	}
 	if _, err := cli.AuthEnable(ctx); err != nil {
-		return fmt.Errorf("embedetcd: enable auth: %w", err)
+		return fmt.Errorf("enable auth: %w", err)
 	}
 	return nil
 }
 
-// freePorts returns n ports that were free a moment ago. The caller retries
+// FreePorts returns n ports that were free a moment ago. The caller retries
 // on "address already in use": another process may take one meanwhile.
-func freePorts(n int) ([]int, error) {
+func FreePorts(n int) ([]int, error) {
 	var ports []int
 	var ls []net.Listener
 	defer func() {

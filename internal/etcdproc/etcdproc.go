@@ -9,7 +9,6 @@ package etcdproc
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/etcdlb/etcdlb/internal/embedetcd"
 	"github.com/etcdlb/etcdlb/internal/syncbuf"
 )
 
@@ -29,7 +29,7 @@ const EnvRequire = "ETCDLB_ETCD34"
 const EnvBinary = "ETCDLB_ETCD34_BIN"
 
 // RootPassword is the password of user "root" when auth is on.
-const RootPassword = "etcdlb-root-password"
+const RootPassword = embedetcd.RootPassword
 
 // Proc is a running single-member etcd.
 type Proc struct {
@@ -82,8 +82,8 @@ func Start34(t testing.TB, auth bool) *Proc {
 		t.Fatal(err)
 	}
 	if auth {
-		if err := enableAuth(p); err != nil {
-			t.Fatal(err)
+		if err := embedetcd.EnableRootAuth(clientv3.Config{Endpoints: p.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()}); err != nil {
+			t.Fatalf("etcdproc: %v", err)
 		}
 		p.auth = true
 	}
@@ -112,7 +112,7 @@ func missing(t testing.TB, why string) {
 // start runs etcd on two ports that were free a moment ago and waits for
 // it to answer.
 func start(t testing.TB, bin, version string) (*Proc, error) {
-	ports, err := freePorts(2)
+	ports, err := embedetcd.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -159,39 +159,4 @@ func start(t testing.TB, bin, version string) (*Proc, error) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// enableAuth makes user root with the root role and turns auth on.
-func enableAuth(p *Proc) error {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: p.endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
-	if err != nil {
-		return err
-	}
-	defer cli.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.UserAdd(ctx, "root", RootPassword); err != nil {
-		return fmt.Errorf("etcdproc: add root: %w", err)
-	}
-	if _, err := cli.UserGrantRole(ctx, "root", "root"); err != nil {
-		return fmt.Errorf("etcdproc: grant root: %w", err)
-	}
-	if _, err := cli.AuthEnable(ctx); err != nil {
-		return fmt.Errorf("etcdproc: enable auth: %w", err)
-	}
-	return nil
-}
-
-// freePorts returns n ports that were free a moment ago.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
